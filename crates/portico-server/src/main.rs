@@ -1,1 +1,96 @@
-fn main() {}
+//! `portico`: the one binary. Parses the command line, loads app-config, sets up tracing, builds
+//! the `App` and serves it; the work itself lives in the library crates.
+//!
+//! This is the only crate that reads environment variables or configuration files.
+
+mod config;
+mod demo;
+mod serve;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "portico", version, about = "A Backstage-compatible developer portal in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the portal: the catalog API and its processing engine.
+    Serve(ConfigArgs),
+    /// Validate catalog descriptor files (files or directories) as the server would.
+    Validate {
+        /// Files or directories; directories are searched for *.yaml and *.yml descriptors.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Apply (or with --down, revert) database migrations, then exit.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Revert every migration instead.
+        #[arg(long)]
+        down: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// An app-config file; repeat to layer several (later wins). Without it, app-config.yaml and
+    /// app-config.local.yaml in the working directory are loaded, or the built-in demo.
+    #[arg(long = "config", short = 'c')]
+    configs: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portico: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(&args.configs).await.map(|()| ExitCode::SUCCESS),
+            Command::Validate { paths } => validate::run(&paths).await,
+            Command::Migrate { config, down } => {
+                serve::migrate(&config.configs, down).await.map(|()| ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("portico: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PORTICO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let json = std::env::var("PORTICO_LOG_FORMAT").is_ok_and(|format| format == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The process environment, for config substitution and `APP_CONFIG_*` overrides.
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}

@@ -1,1 +1,241 @@
-//! portico-store
+//! Durable catalog state on SQLite or PostgreSQL.
+//!
+//! This crate holds all of Portico's SQL. It stores what the processing engine needs to survive a
+//! restart and to share work between replicas: registered locations, the refresh state of every
+//! entity (unprocessed and processed bodies, errors, leases), emitter edges, relations, and the
+//! final entities the API serves, each stamped with a global change sequence number.
+//!
+//! It deliberately knows nothing about the entity model: bodies are JSON text, refs are canonical
+//! strings computed by the caller. Every use case runs in one transaction, so a crash at any point
+//! leaves either the old or the new state, never a mix.
+//!
+//! Layout:
+//! - `lib.rs`: `Store`, connecting, migrations, the dialect dispatch macro.
+//! - `location`: the `locations` table.
+//! - `processing`: provider mutations, claiming due entities under a lease, writing results.
+//! - `stitch`: the stitch queue and final entities, change feed for the in-memory index.
+//! - `deletion`: orphan and eager deletion, refresh requests, ancestry.
+
+mod deletion;
+mod location;
+mod processing;
+mod stitch;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use crate::deletion::{AncestryItem, StoreCounts};
+pub use crate::location::LocationRow;
+pub use crate::processing::{
+    ClaimedEntity, Conflict, DeferredEntity, Outcome, ProcessOutcome, ProviderMutation, RelationRow,
+    WriteSummary,
+};
+pub use crate::stitch::{Changes, FinalRow, FinalWrite, StitchInput, StitchState};
+
+/// Where the catalog lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// An SQLite file; `None` keeps the database in memory (lost on exit, as Backstage's `:memory:`).
+    Sqlite { path: Option<PathBuf> },
+    /// A PostgreSQL connection string (`postgres://user:pass@host:port/db`).
+    Postgres { url: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("location {kind}:{target} already exists")]
+    LocationExists { kind: String, target: String },
+    #[error("found no location with ID {id}")]
+    LocationNotFound { id: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The catalog's durable store. Cheap to clone (pools are reference counted).
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool the store has. Most of our SQL is written in the
+/// common subset of SQLite and PostgreSQL (`$n` parameters work in both), so the body is shared
+/// text compiled twice, once per database type, instead of going through `sqlx::Any`.
+macro_rules! dispatch {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite($pool) => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// Like `dispatch!`, inside one transaction that commits when the body succeeds.
+macro_rules! transaction {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite(pool) => {
+                let mut $tx = pool.begin().await?;
+                let result = $body;
+                $tx.commit().await?;
+                result
+            }
+            $crate::Backend::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let result = $body;
+                $tx.commit().await?;
+                result
+            }
+        }
+    };
+}
+pub(crate) use transaction;
+
+impl Store {
+    /// Connects without touching the schema.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Store> {
+        let backend = match config {
+            DatabaseConfig::Sqlite { path } => {
+                let (options, max_connections) = match path {
+                    // Each in-memory connection is its own database, so keep exactly one.
+                    None => (SqliteConnectOptions::from_str("sqlite::memory:")?, 1),
+                    Some(path) => (
+                        SqliteConnectOptions::new()
+                            .filename(path)
+                            .create_if_missing(true)
+                            .journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal),
+                        4,
+                    ),
+                };
+                let options = options
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(30))
+                    .pragma("cache_size", "-65536");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await?;
+                Backend::Sqlite(pool)
+            }
+            DatabaseConfig::Postgres { url } => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                Backend::Postgres(pool)
+            }
+        };
+        Ok(Store { backend })
+    }
+
+    /// Connects and applies every pending migration.
+    pub async fn open(config: &DatabaseConfig) -> Result<Store> {
+        let store = Store::connect(config).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations. Safe to run from several replicas at once: sqlx takes an
+    /// advisory lock on PostgreSQL, and SQLite serializes writers.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Reverts every migration (used by `portico migrate --down` and the migration tests).
+    pub async fn migrate_down(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").undo(pool, 0).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").undo(pool, 0).await?,
+        }
+        Ok(())
+    }
+
+    /// The names of applied migrations, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT description FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(name,)| name).collect())
+    }
+
+    /// True when the database answers a trivial query (readiness).
+    pub async fn ping(&self) -> bool {
+        let result: std::result::Result<(i32,), sqlx::Error> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT 1").fetch_one(pool).await
+        });
+        result.is_ok()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, pool => pool.close().await)
+    }
+}
+
+/// Builds `($1,$2,$3),($4,$5,$6)…` for a multi-row statement.
+pub(crate) fn value_tuples(rows: usize, columns: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    let mut index = first;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&index.to_string());
+            index += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Builds `$1,$2,…` for an `IN (…)` list.
+pub(crate) fn placeholders(count: usize, first: usize) -> String {
+    (first..first + count).map(|index| format!("${index}")).collect::<Vec<_>>().join(",")
+}
+
+/// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+pub(crate) const CHUNK: usize = 500;
+
+pub(crate) fn now_millis() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! The read side: the index behind a lock, kept in step with the store's change feed.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use portico_query::search::search_rows;
+use portico_store::Store;
+use serde_json::Value;
+
+use crate::index::Index;
+
+/// Rows loaded per query while rebuilding the index at startup.
+const LOAD_PAGE: usize = 5_000;
+
+/// The shared, always-current view of final entities.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    index: RwLock<Index>,
+    /// The store change sequence number the index reflects.
+    seq: AtomicI64,
+    /// Serializes writers of the index (direct applies and feed syncs) so no change is applied
+    /// out of order.
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl Catalog {
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, Index> {
+        self.index.read()
+    }
+
+    pub fn seq(&self) -> i64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Rebuilds the index from every stored final entity.
+    pub async fn load(&self, store: &Store) -> Result<usize, portico_store::Error> {
+        let _writer = self.writer.lock().await;
+        let seq = store.current_seq().await?;
+        let mut index = Index::default();
+        let mut after = String::new();
+        loop {
+            let rows = store.final_entities_page(&after, LOAD_PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.entity_ref.clone();
+            // Parsing and flattening is the expensive part; spread it over the cores.
+            let prepared = tokio::task::spawn_blocking(move || {
+                rows.into_iter()
+                    .filter_map(|row| prepare(&row.entity_ref, row.final_entity))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for (entity_ref, uid, body, rows) in prepared {
+                index.upsert(&entity_ref, &uid, body, rows);
+            }
+        }
+        let count = index.len();
+        *self.index.write() = index;
+        self.seq.store(seq, Ordering::Release);
+        Ok(count)
+    }
+
+    /// Applies every change the store recorded since the index's sequence number.
+    pub async fn sync(&self, store: &Store) -> Result<(), portico_store::Error> {
+        let _writer = self.writer.lock().await;
+        let changes = store.changes_since(self.seq()).await?;
+        if changes.seq == self.seq() {
+            return Ok(());
+        }
+        let prepared: Vec<_> = changes
+            .upserts
+            .into_iter()
+            .filter_map(|row| prepare(&row.entity_ref, row.final_entity))
+            .collect();
+        let mut index = self.index.write();
+        for entity_ref in &changes.deletes {
+            index.remove(entity_ref);
+        }
+        for (entity_ref, uid, body, rows) in prepared {
+            index.upsert(&entity_ref, &uid, body, rows);
+        }
+        self.seq.store(changes.seq, Ordering::Release);
+        Ok(())
+    }
+
+    /// Applies changes this process just wrote as change number `seq`, without reading them
+    /// back, when nothing else was written in between; otherwise follows the feed.
+    pub async fn apply_written(
+        &self,
+        store: &Store,
+        seq: i64,
+        written: Vec<(String, Value, String)>,
+        gone: &[String],
+    ) -> Result<(), portico_store::Error> {
+        {
+            let _writer = self.writer.lock().await;
+            if seq == self.seq() + 1 {
+                let prepared: Vec<_> = written
+                    .into_iter()
+                    .filter_map(|(entity_ref, entity, text)| prepare_parsed(&entity_ref, &entity, text))
+                    .collect();
+                let mut index = self.index.write();
+                for entity_ref in gone {
+                    index.remove(entity_ref);
+                }
+                for (entity_ref, uid, body, rows) in prepared {
+                    index.upsert(&entity_ref, &uid, body, rows);
+                }
+                self.seq.store(seq, Ordering::Release);
+                return Ok(());
+            }
+        }
+        self.sync(store).await
+    }
+}
+
+type Prepared = (String, String, Arc<str>, Vec<portico_query::search::SearchRow>);
+
+fn prepare(entity_ref: &str, text: String) -> Option<Prepared> {
+    let entity: Value = serde_json::from_str(&text).ok()?;
+    prepare_parsed(entity_ref, &entity, text)
+}
+
+fn prepare_parsed(entity_ref: &str, entity: &Value, text: String) -> Option<Prepared> {
+    let uid = entity.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_owned();
+    let rows = match search_rows(entity) {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(entity.r#ref = entity_ref, %error, "entity has keys that differ only in case; indexed without search rows");
+            Vec::new()
+        }
+    };
+    Some((entity_ref.to_owned(), uid, Arc::from(text), rows))
+}

@@ -1,0 +1,308 @@
+//! The processing engine: claims due entities, processes them, writes results, stitches, and
+//! keeps the index current. Several replicas may run it against one PostgreSQL database: claims
+//! take row leases, so no entity is processed by two replicas at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_store::{ClaimedEntity, DeferredEntity, FinalWrite, Outcome, ProcessOutcome, RelationRow, Store};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Catalog;
+use crate::processing::{sha1_hex, Processed, Processor};
+use crate::stitcher::stitch;
+
+/// How the engine runs; comes from `catalog.*` configuration.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Base refresh interval; every claim schedules the next pass at a random point in
+    /// `[interval, 1.5 × interval]`. `None` disables periodic processing (`processingInterval: false`).
+    pub processing_interval: Option<Duration>,
+    /// Delete orphans (Backstage's default since catalog-backend 3.0) or keep them.
+    pub delete_orphans: bool,
+    /// How often orphans are collected (Backstage: 30 s).
+    pub orphan_interval: Duration,
+    /// How often to look for work and for other replicas' changes when nothing woke us.
+    pub poll_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> EngineOptions {
+        EngineOptions {
+            processing_interval: Some(Duration::from_secs(100)),
+            delete_orphans: true,
+            orphan_interval: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Entities claimed per round. Large enough that the per-transaction cost is amortized, small
+/// enough that a round finishes well within a second.
+const BATCH: usize = 2_000;
+/// A claimed entity is leased for this long; a replica that dies mid-batch releases its work
+/// when the lease runs out.
+const LEASE: Duration = Duration::from_secs(120);
+/// Processing tasks in flight at once (most are CPU-only; Location reads wait on IO).
+const IN_FLIGHT: usize = 64;
+
+/// Counters for progress reporting.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub processed: AtomicU64,
+    pub stitched: AtomicU64,
+    pub failed: AtomicU64,
+    pub rounds: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    store: Store,
+    catalog: Arc<Catalog>,
+    processor: Processor,
+    options: EngineOptions,
+    wake: Notify,
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(store: Store, catalog: Arc<Catalog>, processor: Processor, options: EngineOptions) -> Engine {
+        Engine { store, catalog, processor, options, wake: Notify::new(), stats: EngineStats::default() }
+    }
+
+    /// Asks the loop to look for work now (after a registration or refresh request).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until cancelled.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let orphans = {
+            let engine = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { engine.collect_orphans(shutdown).await })
+        };
+        loop {
+            let worked = match self.round().await {
+                Ok(worked) => worked,
+                Err(error) => {
+                    tracing::error!(%error, "catalog processing round failed; retrying");
+                    false
+                }
+            };
+            if let Err(error) = self.catalog.sync(&self.store).await {
+                tracing::warn!(%error, "following catalog changes failed");
+            }
+            if worked {
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+        orphans.abort();
+    }
+
+    /// Processes everything that is due and stitches the results, until nothing is left.
+    /// Used by the loop and by `portico` commands that want a settled catalog.
+    pub async fn run_until_idle(&self) -> Result<(), portico_store::Error> {
+        while self.round().await? {}
+        self.catalog.sync(&self.store).await
+    }
+
+    /// One round: claim, process, write, stitch. Evaluates to whether there was any work.
+    pub async fn round(&self) -> Result<bool, portico_store::Error> {
+        self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        let interval = self.options.processing_interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4);
+        let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(120_000);
+        let claimed = self.store.claim_due(BATCH, interval_ms, lease_ms).await?;
+        let processed_any = !claimed.is_empty();
+        if processed_any {
+            let outcomes = self.process_batch(claimed).await;
+            let summary = self.store.write_results(&outcomes).await?;
+            for conflict in &summary.conflicts {
+                tracing::warn!(
+                    entity.r#ref = %conflict.entity_ref,
+                    existing_location = conflict.existing_location_key.as_deref().unwrap_or(""),
+                    new_location = conflict.new_location_key.as_deref().unwrap_or(""),
+                    "detected conflicting entity: the entity already exists from another location and stays there"
+                );
+            }
+        }
+        let stitched_any = self.stitch_pending().await?;
+        Ok(processed_any || stitched_any)
+    }
+
+    async fn process_batch(&self, claimed: Vec<ClaimedEntity>) -> Vec<ProcessOutcome> {
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        let mut pending = claimed.into_iter();
+        let mut tasks: JoinSet<ProcessOutcome> = JoinSet::new();
+        loop {
+            while tasks.len() < IN_FLIGHT {
+                let Some(item) = pending.next() else { break };
+                let processor = self.processor.clone();
+                tasks.spawn(async move { process_one(&processor, item).await });
+            }
+            match tasks.join_next().await {
+                Some(Ok(outcome)) => outcomes.push(outcome),
+                Some(Err(error)) => tracing::error!(%error, "a processing task panicked"),
+                None => break,
+            }
+        }
+        for outcome in &outcomes {
+            match outcome.outcome {
+                Outcome::Failed { .. } => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    self.stats.processed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Stitches everything queued. Evaluates to whether anything was queued.
+    async fn stitch_pending(&self) -> Result<bool, portico_store::Error> {
+        let mut any = false;
+        loop {
+            let inputs = self.store.stitch_inputs(BATCH).await?;
+            if inputs.is_empty() {
+                return Ok(any);
+            }
+            any = true;
+            let (writes, gone, done, built) =
+                tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
+            let seq = self.store.write_stitched(&writes, &gone, &done).await?;
+            self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
+            self.catalog.apply_written(&self.store, seq, built, &gone).await?;
+        }
+    }
+
+    async fn collect_orphans(&self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.options.orphan_interval) => {}
+            }
+            if !self.options.delete_orphans {
+                continue;
+            }
+            match self.store.delete_orphans().await {
+                Ok(deleted) if !deleted.is_empty() => {
+                    tracing::info!(count = deleted.len(), "deleted orphaned entities");
+                    self.wake();
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "deleting orphaned entities failed"),
+            }
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+type Built = (Vec<FinalWrite>, Vec<String>, Vec<String>, Vec<(String, Value, String)>);
+
+fn build_finals(inputs: Vec<portico_store::StitchInput>) -> Built {
+    let mut writes = Vec::new();
+    let mut gone = Vec::new();
+    let mut done = Vec::with_capacity(inputs.len());
+    let mut built = Vec::new();
+    for input in inputs {
+        done.push(input.entity_ref.clone());
+        let Some(state) = input.state else {
+            gone.push(input.entity_ref);
+            continue;
+        };
+        let Some(processed) = &state.processed else { continue };
+        let Some(stitched) =
+            stitch(&state.entity_id, processed, state.errors.as_deref(), state.has_parents, &state.relations)
+        else {
+            tracing::error!(entity.r#ref = %input.entity_ref, "stored processed entity is not valid JSON; skipped");
+            continue;
+        };
+        if state.final_hash.as_deref() == Some(stitched.hash.as_str()) {
+            continue;
+        }
+        writes.push(FinalWrite {
+            entity_ref: input.entity_ref.clone(),
+            entity_id: state.entity_id.clone(),
+            final_entity: stitched.text.clone(),
+            hash: stitched.hash,
+        });
+        built.push((input.entity_ref, stitched.entity, stitched.text));
+    }
+    (writes, gone, done, built)
+}
+
+async fn process_one(processor: &Processor, item: ClaimedEntity) -> ProcessOutcome {
+    let entity: Value = match serde_json::from_str(&item.unprocessed_entity) {
+        Ok(entity) => entity,
+        Err(error) => {
+            let errors = serde_json::json!([{ "name": "InputError", "message": format!("stored entity is not valid JSON: {error}") }]);
+            return ProcessOutcome {
+                entity_id: item.entity_id,
+                entity_ref: item.entity_ref,
+                outcome: Outcome::Failed { result_hash: String::new(), errors: errors.to_string() },
+            };
+        }
+    };
+    let processed = processor.process(&entity).await;
+    let result_hash = processed.result_hash();
+    if item.result_hash.as_deref() == Some(result_hash.as_str()) {
+        return ProcessOutcome {
+            entity_id: item.entity_id,
+            entity_ref: item.entity_ref,
+            outcome: Outcome::Unchanged,
+        };
+    }
+    let outcome = outcome_of(processed, result_hash);
+    ProcessOutcome { entity_id: item.entity_id, entity_ref: item.entity_ref, outcome }
+}
+
+fn outcome_of(processed: Processed, result_hash: String) -> Outcome {
+    let Processed { entity, errors, relations, children } = processed;
+    match entity {
+        Some(entity) if errors.is_empty() => Outcome::Succeeded {
+            result_hash,
+            processed: entity.to_string(),
+            relations: relations
+                .into_iter()
+                .map(|relation| RelationRow {
+                    source: relation.source,
+                    kind: relation.kind,
+                    target: relation.target,
+                })
+                .collect(),
+            children: children
+                .into_iter()
+                .map(|child| {
+                    let text = child.entity.to_string();
+                    DeferredEntity {
+                        entity_ref: child.entity_ref,
+                        hash: sha1_hex(&text),
+                        entity: text,
+                        location_key: child.location_key,
+                    }
+                })
+                .collect(),
+        },
+        _ => {
+            let errors: Vec<Value> = errors.iter().map(|error| error.to_json()).collect();
+            Outcome::Failed { result_hash, errors: Value::Array(errors).to_string() }
+        }
+    }
+}

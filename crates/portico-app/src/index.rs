@@ -1,0 +1,533 @@
+//! The in-memory catalog index that answers every read.
+//!
+//! Final entities are kept as their serialized JSON text (one allocation each, shared through
+//! `Arc` so a response can be streamed after the lock is released). Filters, facets and ordering
+//! run on inverted postings built from the search rows of reference §6.12: for every key, a
+//! bitmap of the entities that have it and, for every value, a bitmap of the entities with that
+//! value. Slot numbers are dense `u32`s so postings are compressed bitmaps (`roaring`).
+//!
+//! The index is rebuilt from the store at startup and kept current by applying the same changes
+//! the stitcher writes (or, on another replica, the change feed), so it never disagrees with the
+//! database for longer than one poll.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use portico_query::filter::{Condition, Filter};
+use portico_query::search::SearchRow;
+use roaring::RoaringBitmap;
+use serde_json::Value;
+
+/// One stored entity.
+#[derive(Debug)]
+struct Slot {
+    entity_ref: Box<str>,
+    uid: Box<str>,
+    body: Arc<str>,
+    /// The lower-cased values of this entity per key id, so removal does not re-parse the body.
+    rows: Box<[(u32, Option<Box<str>>)]>,
+}
+
+#[derive(Debug, Default)]
+struct KeyIndex {
+    name: Box<str>,
+    /// Entities having the key at all (even with a null or over-long value).
+    all: RoaringBitmap,
+    /// Lower-cased value to entities.
+    values: HashMap<Box<str>, RoaringBitmap>,
+    /// For facets: lower-cased value to the original spellings that differ from it.
+    originals: HashMap<Box<str>, Vec<(Box<str>, RoaringBitmap)>>,
+}
+
+/// The catalog index. Not synchronized itself: `Catalog` wraps it in a lock.
+#[derive(Debug, Default)]
+pub struct Index {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    live: RoaringBitmap,
+    by_ref: HashMap<Box<str>, u32>,
+    by_uid: HashMap<Box<str>, u32>,
+    key_ids: HashMap<Box<str>, u32>,
+    keys: Vec<KeyIndex>,
+    /// Bumped on every change; sorted orders cached under an older generation are stale.
+    generation: u64,
+    orders: Mutex<HashMap<OrderKey, Arc<SortedOrder>>>,
+}
+
+/// What an order sorts by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OrderKey {
+    Uid,
+    EntityRef,
+    /// A lower-cased search key; entities lacking it are not in the order.
+    Field(String),
+}
+
+/// Entities in sort order for one key (or by uid when the key is `None`).
+#[derive(Debug)]
+pub struct SortedOrder {
+    generation: u64,
+    /// `(rank of the sort value in values, slot)`, sorted by value then uid.
+    entries: Vec<(u32, u32)>,
+    values: Vec<Box<str>>,
+}
+
+/// A position in a sorted order: the sort value (lower-cased) and the uid.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub value: Option<String>,
+    pub uid: String,
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.by_ref.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ref.is_empty()
+    }
+
+    /// Inserts or replaces an entity. `rows` are its search rows.
+    pub fn upsert(&mut self, entity_ref: &str, uid: &str, body: Arc<str>, rows: Vec<SearchRow>) {
+        self.generation += 1;
+        let slot_id = match self.by_ref.get(entity_ref) {
+            Some(&slot_id) => {
+                self.unindex(slot_id);
+                slot_id
+            }
+            None => {
+                let slot_id = match self.free.pop() {
+                    Some(slot_id) => slot_id,
+                    None => {
+                        self.slots.push(None);
+                        u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 entities")
+                    }
+                };
+                self.by_ref.insert(entity_ref.into(), slot_id);
+                slot_id
+            }
+        };
+        let mut compact = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key_id = self.key_id(&row.key);
+            let key = &mut self.keys[key_id as usize];
+            key.all.insert(slot_id);
+            if let Some(value) = &row.value {
+                key.values.entry(value.as_str().into()).or_default().insert(slot_id);
+                if let Some(original) = &row.original {
+                    if original != value {
+                        let spellings = key.originals.entry(value.as_str().into()).or_default();
+                        match spellings.iter_mut().find(|(spelling, _)| **spelling == **original) {
+                            Some((_, posting)) => {
+                                posting.insert(slot_id);
+                            }
+                            None => {
+                                spellings.push((original.as_str().into(), [slot_id].into_iter().collect()))
+                            }
+                        }
+                    }
+                }
+            }
+            compact.push((key_id, row.original.map(String::into_boxed_str)));
+        }
+        self.by_uid.insert(uid.into(), slot_id);
+        self.live.insert(slot_id);
+        self.slots[slot_id as usize] = Some(Slot {
+            entity_ref: entity_ref.into(),
+            uid: uid.into(),
+            body,
+            rows: compact.into_boxed_slice(),
+        });
+    }
+
+    pub fn remove(&mut self, entity_ref: &str) -> bool {
+        let Some(slot_id) = self.by_ref.remove(entity_ref) else {
+            return false;
+        };
+        self.generation += 1;
+        self.unindex(slot_id);
+        self.slots[slot_id as usize] = None;
+        self.live.remove(slot_id);
+        self.free.push(slot_id);
+        true
+    }
+
+    fn unindex(&mut self, slot_id: u32) {
+        let Some(slot) = self.slots[slot_id as usize].take() else {
+            return;
+        };
+        self.by_uid.remove(&slot.uid);
+        for (key_id, original) in slot.rows.iter() {
+            let key = &mut self.keys[*key_id as usize];
+            key.all.remove(slot_id);
+            if let Some(original) = original {
+                let lower = original.to_lowercase();
+                remove_posting(&mut key.values, &lower, slot_id);
+                if **original != *lower {
+                    if let Some(spellings) = key.originals.get_mut(lower.as_str()) {
+                        for (_, posting) in spellings.iter_mut() {
+                            posting.remove(slot_id);
+                        }
+                        spellings.retain(|(_, posting)| !posting.is_empty());
+                        if spellings.is_empty() {
+                            key.originals.remove(lower.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        // Keep the slot's identity until the caller re-fills it.
+        self.slots[slot_id as usize] = None;
+    }
+
+    fn key_id(&mut self, key: &str) -> u32 {
+        if let Some(&key_id) = self.key_ids.get(key) {
+            return key_id;
+        }
+        let key_id = u32::try_from(self.keys.len()).expect("fewer than 2^32 keys");
+        self.keys.push(KeyIndex { name: key.into(), ..KeyIndex::default() });
+        self.key_ids.insert(key.into(), key_id);
+        key_id
+    }
+
+    fn key(&self, key: &str) -> Option<&KeyIndex> {
+        self.key_ids.get(key).map(|&key_id| &self.keys[key_id as usize])
+    }
+
+    pub fn by_ref(&self, entity_ref: &str) -> Option<Arc<str>> {
+        let slot_id = *self.by_ref.get(entity_ref)?;
+        self.body(slot_id)
+    }
+
+    pub fn by_uid(&self, uid: &str) -> Option<Arc<str>> {
+        let slot_id = *self.by_uid.get(uid)?;
+        self.body(slot_id)
+    }
+
+    pub fn ref_of_uid(&self, uid: &str) -> Option<&str> {
+        let slot_id = *self.by_uid.get(uid)?;
+        self.slots[slot_id as usize].as_ref().map(|slot| &*slot.entity_ref)
+    }
+
+    pub fn contains_ref(&self, entity_ref: &str) -> bool {
+        self.by_ref.contains_key(entity_ref)
+    }
+
+    pub fn slot_of_ref(&self, entity_ref: &str) -> Option<u32> {
+        self.by_ref.get(entity_ref).copied()
+    }
+
+    pub fn body(&self, slot_id: u32) -> Option<Arc<str>> {
+        self.slots.get(slot_id as usize)?.as_ref().map(|slot| slot.body.clone())
+    }
+
+    pub fn uid(&self, slot_id: u32) -> Option<&str> {
+        self.slots.get(slot_id as usize)?.as_ref().map(|slot| &*slot.uid)
+    }
+
+    pub fn entity_ref(&self, slot_id: u32) -> Option<&str> {
+        self.slots.get(slot_id as usize)?.as_ref().map(|slot| &*slot.entity_ref)
+    }
+
+    /// Every live entity.
+    pub fn universe(&self) -> RoaringBitmap {
+        self.live.clone()
+    }
+
+    /// The entities matching `filter` (all entities for `None`).
+    pub fn eval(&self, filter: Option<&Filter>) -> RoaringBitmap {
+        match filter {
+            None => self.live.clone(),
+            Some(filter) => self.eval_filter(filter),
+        }
+    }
+
+    fn eval_filter(&self, filter: &Filter) -> RoaringBitmap {
+        match filter {
+            Filter::All(items) => {
+                let mut result: Option<RoaringBitmap> = None;
+                for item in items {
+                    let set = self.eval_filter(item);
+                    result = Some(match result {
+                        None => set,
+                        Some(acc) => acc & set,
+                    });
+                    if result.as_ref().is_some_and(RoaringBitmap::is_empty) {
+                        break;
+                    }
+                }
+                result.unwrap_or_else(|| self.live.clone())
+            }
+            Filter::Any(items) => {
+                let mut result = RoaringBitmap::new();
+                for item in items {
+                    result |= self.eval_filter(item);
+                }
+                result
+            }
+            Filter::Not(inner) => &self.live - &self.eval_filter(inner),
+            Filter::Key { key, condition } => {
+                let Some(index) = self.key(key) else {
+                    return match condition {
+                        Condition::Exists(false) => self.live.clone(),
+                        _ => RoaringBitmap::new(),
+                    };
+                };
+                match condition {
+                    Condition::Exists(true) => index.all.clone(),
+                    Condition::Exists(false) => &self.live - &index.all,
+                    Condition::In(values) => {
+                        let mut result = RoaringBitmap::new();
+                        for value in values {
+                            if let Some(posting) = index.values.get(value.as_str()) {
+                                result |= posting;
+                            }
+                        }
+                        result
+                    }
+                    Condition::HasPrefix(prefix) => {
+                        let mut result = RoaringBitmap::new();
+                        for (value, posting) in &index.values {
+                            if value.starts_with(prefix.as_str()) {
+                                result |= posting;
+                            }
+                        }
+                        result
+                    }
+                }
+            }
+        }
+    }
+
+    /// Entities of `within` having a value of one of `keys` that contains `term` (lower-cased).
+    pub fn full_text(&self, within: &RoaringBitmap, keys: &[String], term: &str) -> RoaringBitmap {
+        let mut result = RoaringBitmap::new();
+        for key in keys {
+            let Some(index) = self.key(key) else { continue };
+            for (value, posting) in &index.values {
+                if value.contains(term) {
+                    result |= posting;
+                }
+            }
+        }
+        result & within
+    }
+
+    /// Facet counts of `key` over `within`: original-case value to count, ascending by value.
+    pub fn facet(&self, key: &str, within: &RoaringBitmap) -> Vec<(String, u64)> {
+        let Some(index) = self.key(key) else {
+            return Vec::new();
+        };
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for (value, posting) in &index.values {
+            let mut matching = posting & within;
+            if matching.is_empty() {
+                continue;
+            }
+            // Entities whose original spelling differs are counted under that spelling.
+            for (original, original_posting) in index.originals.get(value).into_iter().flatten() {
+                let under_original = &matching & original_posting;
+                if !under_original.is_empty() {
+                    matching -= &under_original;
+                    counts.push((original.to_string(), under_original.len()));
+                }
+            }
+            if !matching.is_empty() {
+                counts.push((value.to_string(), matching.len()));
+            }
+        }
+        counts.sort();
+        counts
+    }
+
+    /// The entities in sort order: by a field's lower-cased value then uid, by uid, or by ref.
+    /// Entities lacking the field are absent. Cached until the next change.
+    pub fn order(&self, key: &OrderKey) -> Arc<SortedOrder> {
+        let cache_key = key.clone();
+        if let Some(order) = self.orders.lock().get(&cache_key) {
+            if order.generation == self.generation {
+                return order.clone();
+            }
+        }
+        let order = Arc::new(self.build_order(key));
+        self.orders.lock().insert(cache_key, order.clone());
+        order
+    }
+
+    fn build_order(&self, key: &OrderKey) -> SortedOrder {
+        let mut values: Vec<Box<str>> = Vec::new();
+        let mut entries: Vec<(u32, u32)> = Vec::new();
+        match key {
+            OrderKey::Uid => {
+                entries = self.live.iter().map(|slot_id| (0, slot_id)).collect();
+            }
+            OrderKey::EntityRef => {
+                let mut by_ref: Vec<(&str, u32)> = self
+                    .live
+                    .iter()
+                    .map(|slot_id| (self.entity_ref(slot_id).unwrap_or(""), slot_id))
+                    .collect();
+                by_ref.sort();
+                // Refs are unique, so the rank alone orders them; uid ties never happen.
+                let entries = by_ref
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, (_, slot_id))| (u32::try_from(rank).unwrap_or(u32::MAX), *slot_id))
+                    .collect();
+                let values = by_ref.into_iter().map(|(entity_ref, _)| entity_ref.into()).collect();
+                return SortedOrder { generation: self.generation, entries, values };
+            }
+            OrderKey::Field(key) => {
+                if let Some(index) = self.key(key) {
+                    values = index.values.keys().cloned().collect();
+                    values.sort();
+                    let mut seen = RoaringBitmap::new();
+                    for (rank, value) in values.iter().enumerate() {
+                        let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+                        if let Some(posting) = index.values.get(value) {
+                            for slot_id in posting {
+                                // Multi-valued keys sort an entity under its first value only.
+                                if seen.insert(slot_id) {
+                                    entries.push((rank, slot_id));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.uid_of(a.1).cmp(self.uid_of(b.1))));
+        SortedOrder { generation: self.generation, entries, values }
+    }
+
+    fn uid_of(&self, slot_id: u32) -> &str {
+        self.uid(slot_id).unwrap_or("")
+    }
+
+    /// Walks `order` from a position (exclusive) forwards or backwards, returning up to `limit`
+    /// slots that are in `within`, and whether more such slots exist beyond them.
+    pub fn page(
+        &self,
+        order: &SortedOrder,
+        within: &RoaringBitmap,
+        after: Option<&Position>,
+        backwards: bool,
+        skip: usize,
+        limit: usize,
+    ) -> (Vec<u32>, bool) {
+        let start = match after {
+            None => {
+                if backwards {
+                    order.entries.len()
+                } else {
+                    0
+                }
+            }
+            Some(position) => {
+                let rank = match &position.value {
+                    None => 0,
+                    Some(value) => match order.values.binary_search_by(|v| (**v).cmp(value.as_str())) {
+                        Ok(rank) | Err(rank) => rank,
+                    },
+                };
+                let exact_rank = position
+                    .value
+                    .as_ref()
+                    .is_some_and(|value| order.values.get(rank).is_some_and(|v| **v == **value))
+                    || position.value.is_none();
+                let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+                // First entry strictly greater than (rank, uid).
+                let greater = order.entries.partition_point(|&(entry_rank, slot_id)| {
+                    entry_rank < rank
+                        || (entry_rank == rank && exact_rank && self.uid_of(slot_id) <= position.uid.as_str())
+                });
+                if backwards {
+                    // Entries strictly less than (rank, uid).
+                    order.entries.partition_point(|&(entry_rank, slot_id)| {
+                        entry_rank < rank
+                            || (entry_rank == rank
+                                && exact_rank
+                                && self.uid_of(slot_id) < position.uid.as_str())
+                    })
+                } else {
+                    greater
+                }
+            }
+        };
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut skipped = 0;
+        let mut more = false;
+        let mut visit = |slot_id: u32| -> bool {
+            if !within.contains(slot_id) {
+                return true;
+            }
+            if skipped < skip {
+                skipped += 1;
+                return true;
+            }
+            if items.len() == limit {
+                more = true;
+                return false;
+            }
+            items.push(slot_id);
+            true
+        };
+        if backwards {
+            for &(_, slot_id) in order.entries[..start].iter().rev() {
+                if !visit(slot_id) {
+                    break;
+                }
+            }
+            items.reverse();
+        } else {
+            for &(_, slot_id) in &order.entries[start..] {
+                if !visit(slot_id) {
+                    break;
+                }
+            }
+        }
+        (items, more)
+    }
+
+    /// The position of a slot in an order (for building cursors).
+    pub fn position(&self, order: &SortedOrder, slot_id: u32) -> Position {
+        let value = order
+            .entries
+            .iter()
+            .find(|(_, entry_slot)| *entry_slot == slot_id)
+            .and_then(|(rank, _)| order.values.get(*rank as usize))
+            .map(|value| value.to_string());
+        Position { value, uid: self.uid_of(slot_id).to_owned() }
+    }
+
+    /// The set of entities present in an order (those having the sort key).
+    pub fn order_members(&self, order: &SortedOrder) -> RoaringBitmap {
+        order.entries.iter().map(|&(_, slot_id)| slot_id).collect()
+    }
+
+    /// Names of every key seen, for diagnostics.
+    pub fn key_count(&self) -> usize {
+        self.keys.iter().filter(|key| !key.all.is_empty()).count()
+    }
+
+    /// The body of an entity parsed, for callers that need structure (ancestry, relations).
+    pub fn parsed(&self, entity_ref: &str) -> Option<Value> {
+        self.by_ref(entity_ref).and_then(|body| serde_json::from_str(&body).ok())
+    }
+
+    /// Names of keys, for debugging.
+    pub fn key_names(&self) -> Vec<&str> {
+        self.keys.iter().map(|key| &*key.name).collect()
+    }
+}
+
+fn remove_posting(map: &mut HashMap<Box<str>, RoaringBitmap>, value: &str, slot_id: u32) {
+    if let Some(posting) = map.get_mut(value) {
+        posting.remove(slot_id);
+        if posting.is_empty() {
+            map.remove(value);
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The typed view of the merged app-config that Portico uses. Keys Portico does not use are
+//! ignored; keys it uses are checked here, and errors name the dotted key.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use portico_app::engine::EngineOptions;
+use portico_app::reader::AllowedHost;
+use portico_app::rules::{LocationMatcher, Rule, Rules};
+use portico_catalog::location_ref::LocationRef;
+use portico_config::get;
+use portico_store::DatabaseConfig;
+use serde_json::Value;
+
+#[derive(Debug)]
+pub(crate) struct Config {
+    /// `backend.listen`. Default 127.0.0.1:7007: unlike Backstage, which listens on every
+    /// interface, a portal started for a try-out is not reachable from the network.
+    pub(crate) listen: SocketAddr,
+    /// `backend.baseUrl`, for messages.
+    pub(crate) base_url: String,
+    pub(crate) database: DatabaseConfig,
+    pub(crate) reading_allow: Vec<AllowedHost>,
+    pub(crate) locations: Vec<LocationRef>,
+    pub(crate) rules: Rules,
+    pub(crate) engine: EngineOptions,
+    pub(crate) readonly: bool,
+    pub(crate) refresh_on_conflict: bool,
+}
+
+impl Config {
+    /// Reads the typed configuration. `cwd` resolves relative file paths, as Backstage resolves
+    /// them against the backend's working directory.
+    pub(crate) fn from_value(root: &Value, cwd: &Path) -> anyhow::Result<Config> {
+        let listen = listen_address(get(root, "backend.listen"))?;
+        let base_url = string(root, "backend.baseUrl")?.unwrap_or_else(|| format!("http://{listen}"));
+        let database = database(root, cwd)?;
+        let reading_allow = reading_allow(root)?;
+        let (locations, location_rules) = locations(root, cwd)?;
+        let mut rules = match get(root, "catalog.rules") {
+            None | Some(Value::Null) => Rules::backstage_default(),
+            Some(value) => Rules::new(parse_rules(value, "catalog.rules")?),
+        };
+        for rule in location_rules {
+            rules.push(rule);
+        }
+        let processing_interval = match get(root, "catalog.processingInterval") {
+            None | Some(Value::Null) => Some(Duration::from_secs(100)),
+            Some(Value::Bool(false)) => None,
+            Some(value) => Some(
+                portico_config::parse_duration(value)
+                    .with_context(|| "catalog.processingInterval".to_string())?,
+            ),
+        };
+        let delete_orphans = match string(root, "catalog.orphanStrategy")?.as_deref() {
+            None | Some("delete") => true,
+            Some("keep") => false,
+            Some(other) => bail!("catalog.orphanStrategy: expected keep or delete, got {other:?}"),
+        };
+        let readonly = get(root, "catalog.readonly").and_then(Value::as_bool).unwrap_or(false);
+        let refresh_on_conflict = match string(root, "catalog.defaultLocationConflictStrategy")?.as_deref() {
+            None | Some("reject") => false,
+            Some("refresh") => true,
+            Some(other) => {
+                bail!("catalog.defaultLocationConflictStrategy: expected reject or refresh, got {other:?}")
+            }
+        };
+        Ok(Config {
+            listen,
+            base_url,
+            database,
+            reading_allow,
+            locations,
+            rules,
+            engine: EngineOptions { processing_interval, delete_orphans, ..EngineOptions::default() },
+            readonly,
+            refresh_on_conflict,
+        })
+    }
+}
+
+fn string(root: &Value, key: &str) -> anyhow::Result<Option<String>> {
+    match get(root, key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(other) => bail!("{key}: expected a string, got {other}"),
+    }
+}
+
+const DEFAULT_PORT: u16 = 7007;
+
+fn listen_address(value: Option<&Value>) -> anyhow::Result<SocketAddr> {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    match value {
+        None | Some(Value::Null) => Ok(SocketAddr::new(loopback, DEFAULT_PORT)),
+        Some(Value::String(text)) => {
+            // ":7007", "0.0.0.0:7007", "7007"
+            let (host, port) = match text.rsplit_once(':') {
+                Some((host, port)) => (host, port),
+                None => ("", text.as_str()),
+            };
+            let port: u16 =
+                port.trim().parse().with_context(|| format!("backend.listen: {text:?} is not host:port"))?;
+            let host = if host.is_empty() { loopback } else { parse_host(host, "backend.listen")? };
+            Ok(SocketAddr::new(host, port))
+        }
+        Some(Value::Object(object)) => {
+            let port = match object.get("port") {
+                None | Some(Value::Null) => DEFAULT_PORT,
+                Some(Value::Number(number)) => number
+                    .as_u64()
+                    .and_then(|port| u16::try_from(port).ok())
+                    .context("backend.listen.port: not a valid port number")?,
+                Some(Value::String(text)) => {
+                    text.parse().context("backend.listen.port: not a valid port number")?
+                }
+                Some(other) => bail!("backend.listen.port: expected a number, got {other}"),
+            };
+            let host = match object.get("host") {
+                None | Some(Value::Null) => loopback,
+                Some(Value::String(host)) if host.is_empty() => loopback,
+                Some(Value::String(host)) => parse_host(host, "backend.listen.host")?,
+                Some(other) => bail!("backend.listen.host: expected a string, got {other}"),
+            };
+            Ok(SocketAddr::new(host, port))
+        }
+        Some(other) => bail!("backend.listen: expected an object or a host:port string, got {other}"),
+    }
+}
+
+fn parse_host(host: &str, key: &str) -> anyhow::Result<IpAddr> {
+    if host == "localhost" {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    host.trim_matches(['[', ']']).parse().with_context(|| format!("{key}: {host:?} is not an IP address"))
+}
+
+/// Every form of `backend.database` Backstage accepts, mapped onto SQLite or PostgreSQL.
+fn database(root: &Value, cwd: &Path) -> anyhow::Result<DatabaseConfig> {
+    let default_file = cwd.join("data").join("portico.sqlite");
+    let Some(database) = get(root, "backend.database").filter(|value| !value.is_null()) else {
+        return Ok(DatabaseConfig::Sqlite { path: Some(default_file) });
+    };
+    let client = string(database, "client")?.unwrap_or_else(|| "better-sqlite3".into());
+    let connection = get(database, "connection");
+    match client.as_str() {
+        "better-sqlite3" | "sqlite3" | "sqlite" => match connection {
+            None | Some(Value::Null) => Ok(DatabaseConfig::Sqlite { path: Some(default_file) }),
+            Some(Value::String(text)) if text == ":memory:" => Ok(DatabaseConfig::Sqlite { path: None }),
+            Some(Value::String(file)) => Ok(DatabaseConfig::Sqlite { path: Some(cwd.join(file)) }),
+            Some(Value::Object(object)) => {
+                if let Some(Value::String(file)) = object.get("filename") {
+                    if file == ":memory:" {
+                        return Ok(DatabaseConfig::Sqlite { path: None });
+                    }
+                    return Ok(DatabaseConfig::Sqlite { path: Some(cwd.join(file)) });
+                }
+                if let Some(Value::String(directory)) = object.get("directory") {
+                    return Ok(DatabaseConfig::Sqlite {
+                        path: Some(cwd.join(directory).join("portico.sqlite")),
+                    });
+                }
+                bail!("backend.database.connection: expected :memory:, a file name, or an object with directory or filename")
+            }
+            Some(other) => bail!("backend.database.connection: unsupported value {other}"),
+        },
+        "pg" | "postgres" | "postgresql" => match connection {
+            Some(Value::String(url)) => Ok(DatabaseConfig::Postgres { url: url.clone() }),
+            Some(Value::Object(object)) => {
+                let text = |key: &str| {
+                    object.get(key).and_then(|value| match value {
+                        Value::String(text) => Some(text.clone()),
+                        Value::Number(number) => Some(number.to_string()),
+                        _ => None,
+                    })
+                };
+                if let Some(url) = text("connectionString") {
+                    return Ok(DatabaseConfig::Postgres { url });
+                }
+                let host = text("host").unwrap_or_else(|| "localhost".into());
+                let port = text("port").unwrap_or_else(|| "5432".into());
+                let user = text("user").unwrap_or_else(|| "postgres".into());
+                let database_name = text("database").unwrap_or_else(|| "portico".into());
+                let mut url =
+                    url::Url::parse("postgres://localhost/").context("building the PostgreSQL URL")?;
+                url.set_host(Some(&host))
+                    .with_context(|| format!("backend.database.connection.host: invalid host {host:?}"))?;
+                let port: u16 =
+                    port.parse().context("backend.database.connection.port: not a port number")?;
+                let _ = url.set_port(Some(port));
+                let _ = url.set_username(&user);
+                if let Some(password) = text("password") {
+                    let _ = url.set_password(Some(&password));
+                }
+                url.set_path(&database_name);
+                Ok(DatabaseConfig::Postgres { url: url.to_string() })
+            }
+            _ => bail!("backend.database.connection: a PostgreSQL connection string or object is required"),
+        },
+        other => bail!("backend.database.client: unsupported client {other:?} (use better-sqlite3 or pg)"),
+    }
+}
+
+fn reading_allow(root: &Value) -> anyhow::Result<Vec<AllowedHost>> {
+    let Some(entries) = get(root, "backend.reading.allow").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let host = entry
+                .get("host")
+                .and_then(Value::as_str)
+                .with_context(|| format!("backend.reading.allow[{index}].host: required"))?;
+            let paths = entry
+                .get("paths")
+                .and_then(Value::as_array)
+                .map(|paths| paths.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            Ok(AllowedHost { host: host.to_owned(), paths })
+        })
+        .collect()
+}
+
+/// `catalog.locations`: file targets resolved against the working directory, plus the rules
+/// attached to single locations.
+fn locations(root: &Value, cwd: &Path) -> anyhow::Result<(Vec<LocationRef>, Vec<Rule>)> {
+    let Some(entries) = get(root, "catalog.locations").and_then(Value::as_array) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut locations = Vec::new();
+    let mut rules = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let key = format!("catalog.locations[{index}]");
+        let kind =
+            entry.get("type").and_then(Value::as_str).with_context(|| format!("{key}.type: required"))?;
+        let target =
+            entry.get("target").and_then(Value::as_str).with_context(|| format!("{key}.target: required"))?;
+        let target = if kind == "file" {
+            portico_app::processing::normalize_path(&cwd.join(target)).display().to_string()
+        } else {
+            target.to_owned()
+        };
+        if let Some(location_rules) = entry.get("rules") {
+            for mut rule in parse_rules(location_rules, &format!("{key}.rules"))? {
+                rule.locations =
+                    Some(vec![LocationMatcher::new(kind, Some(&target), None).map_err(anyhow::Error::msg)?]);
+                rules.push(rule);
+            }
+        }
+        locations.push(LocationRef { kind: kind.to_owned(), target });
+    }
+    Ok((locations, rules))
+}
+
+fn parse_rules(value: &Value, key: &str) -> anyhow::Result<Vec<Rule>> {
+    let entries = value.as_array().with_context(|| format!("{key}: expected a list"))?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let allow = entry
+                .get("allow")
+                .and_then(Value::as_array)
+                .with_context(|| format!("{key}[{index}].allow: expected a list of kinds"))?
+                .iter()
+                .map(|item| match item {
+                    Value::String(kind) => Ok((kind.to_lowercase(), None)),
+                    Value::Object(object) => {
+                        let kind = object
+                            .get("kind")
+                            .and_then(Value::as_str)
+                            .with_context(|| format!("{key}[{index}].allow: kind required"))?;
+                        let spec_type =
+                            object.get("spec.type").and_then(Value::as_str).map(str::to_lowercase);
+                        Ok((kind.to_lowercase(), spec_type))
+                    }
+                    other => bail!("{key}[{index}].allow: unexpected entry {other}"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let locations = match entry.get("locations").and_then(Value::as_array) {
+                None => None,
+                Some(matchers) => Some(
+                    matchers
+                        .iter()
+                        .map(|matcher| {
+                            let kind = matcher.get("type").and_then(Value::as_str).unwrap_or("");
+                            let exact = matcher
+                                .get("exact")
+                                .or_else(|| matcher.get("target"))
+                                .and_then(Value::as_str);
+                            let pattern = matcher.get("pattern").and_then(Value::as_str);
+                            LocationMatcher::new(kind, exact, pattern).map_err(anyhow::Error::msg)
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?,
+                ),
+            };
+            Ok(Rule { allow, locations })
+        })
+        .collect()
+}
+
+/// Where the demo files go: `./data/demo` under the working directory.
+pub(crate) fn demo_dir(cwd: &Path) -> PathBuf {
+    cwd.join("data").join("demo")
+}
+
+#[cfg(test)]
+mod tests;

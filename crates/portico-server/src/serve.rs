@@ -1,0 +1,201 @@
+//! `portico serve` and `portico migrate`: configuration, wiring, the listener and shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use portico_app::processing::{Processor, ProcessorOptions};
+use portico_app::reader::Reader;
+use portico_app::{App, AppOptions};
+use portico_store::{DatabaseConfig, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{demo_dir, Config};
+
+/// Where the configuration came from, for the startup message.
+#[derive(Debug)]
+enum Source {
+    Files(Vec<PathBuf>),
+    Demo,
+}
+
+/// Loads app-config as Backstage does: `--config` files, else `app-config.yaml` and
+/// `app-config.local.yaml` from the working directory, else the built-in demo.
+fn load_config(configs: &[PathBuf]) -> anyhow::Result<(Config, Source)> {
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let env = crate::environment();
+    let (files, source) = if !configs.is_empty() {
+        (configs.to_vec(), Source::Files(configs.to_vec()))
+    } else {
+        let defaults = portico_config::default_files(&cwd);
+        if defaults.is_empty() {
+            let demo_config = crate::demo::install(&demo_dir(&cwd))?;
+            (vec![demo_config], Source::Demo)
+        } else {
+            (defaults.clone(), Source::Files(defaults))
+        }
+    };
+    let mut merged = portico_config::load(&files, &env).map_err(|error| anyhow::anyhow!("{error:#}"))?;
+    if matches!(source, Source::Demo) {
+        point_demo_locations(&mut merged, &demo_dir(&cwd));
+    }
+    let config = Config::from_value(&merged, &cwd).context("invalid configuration")?;
+    Ok((config, source))
+}
+
+/// The demo config names its files relative to the demo directory; Backstage resolves file
+/// targets against the working directory, so rewrite them to absolute paths.
+fn point_demo_locations(config: &mut serde_json::Value, demo: &Path) {
+    let Some(locations) = config.pointer_mut("/catalog/locations").and_then(serde_json::Value::as_array_mut)
+    else {
+        return;
+    };
+    for location in locations {
+        if let Some(serde_json::Value::String(target)) = location.get_mut("target") {
+            if let Some(relative) = target.strip_prefix("./") {
+                *target = demo.join(relative).display().to_string();
+            }
+        }
+    }
+}
+
+async fn open_store(database: &DatabaseConfig) -> anyhow::Result<Store> {
+    if let DatabaseConfig::Sqlite { path: Some(path) } = database {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+    }
+    let store = Store::open(database).await.context("opening the database")?;
+    Ok(store)
+}
+
+pub(crate) async fn migrate(configs: &[PathBuf], down: bool) -> anyhow::Result<()> {
+    let (config, _) = load_config(configs)?;
+    let store = Store::connect(&config.database).await.context("connecting to the database")?;
+    if down {
+        store.migrate_down().await.context("reverting migrations")?;
+        eprintln!("portico: reverted every migration");
+    } else {
+        store.migrate().await.context("applying migrations")?;
+        let applied = store.applied_migrations().await?;
+        eprintln!("portico: database is up to date ({} migrations: {})", applied.len(), applied.join(", "));
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (config, source) = load_config(configs)?;
+    let store = open_store(&config.database).await?;
+    let processor = Processor::new(
+        Reader::new(config.reading_allow.clone()),
+        ProcessorOptions { rules: config.rules.clone(), allowed_location_types: vec!["url".into()] },
+    );
+    let options = AppOptions {
+        engine: config.engine.clone(),
+        config_locations: config.locations.clone(),
+        allowed_location_types: vec!["url".into()],
+        readonly: config.readonly,
+        refresh_on_conflict: config.refresh_on_conflict,
+    };
+    let app =
+        App::new(store.clone(), processor, options).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {} (set backend.listen to use another address)", config.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let engine = app.start(shutdown.clone()).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+
+    announce(&config, &source, address, started);
+    tokio::spawn(report_progress(app.clone(), shutdown.clone()));
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+
+    let router = portico_web::router(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), engine).await;
+    store.close().await;
+    eprintln!("portico: stopped");
+    Ok(())
+}
+
+fn announce(config: &Config, source: &Source, address: std::net::SocketAddr, started: Instant) {
+    let database = match &config.database {
+        DatabaseConfig::Sqlite { path: Some(path) } => format!("SQLite {}", path.display()),
+        DatabaseConfig::Sqlite { path: None } => "SQLite in memory (lost on exit)".into(),
+        DatabaseConfig::Postgres { .. } => "PostgreSQL".into(),
+    };
+    let source = match source {
+        Source::Demo => "the built-in demo configuration and catalog (no app-config.yaml here)".to_owned(),
+        Source::Files(files) => {
+            files.iter().map(|file| file.display().to_string()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    eprintln!("portico: listening on http://{address} (ready in {} ms)", started.elapsed().as_millis());
+    eprintln!("portico: configuration from {source}");
+    eprintln!("portico: database {database}; base URL {}", config.base_url);
+    eprintln!(
+        "portico: WARNING: no sign-in is configured, so every API call is anonymous and allowed. \
+         Anyone who can reach http://{address} can read and change the catalog."
+    );
+}
+
+/// Prints a progress line while ingestion is busy, once per second.
+async fn report_progress(app: Arc<App>, shutdown: CancellationToken) {
+    let stats = &app.engine().stats;
+    let mut last = (0, 0);
+    let mut idle_reported = true;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let now = (stats.processed.load(Ordering::Relaxed), stats.stitched.load(Ordering::Relaxed));
+        let failed = stats.failed.load(Ordering::Relaxed);
+        if now != last {
+            let entities = app.catalog().read().len();
+            eprintln!(
+                "portico: ingest: {} processed (+{}/s), {} failed, {} stitched, {} entities in the catalog",
+                now.0,
+                now.0 - last.0,
+                failed,
+                now.1,
+                entities
+            );
+            last = now;
+            idle_reported = false;
+        } else if !idle_reported {
+            eprintln!("portico: ingest: idle, {} entities in the catalog", app.catalog().read().len());
+            idle_reported = true;
+        }
+    }
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    eprintln!("portico: shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,522 @@
+//! Provider mutations, claiming due entities under a lease, and writing processing results.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{now_millis, placeholders, transaction, value_tuples, Result, Store, CHUNK};
+
+/// An unprocessed entity handed over by a provider or emitted by a parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredEntity {
+    pub entity_ref: String,
+    /// The entity as received, JSON text.
+    pub entity: String,
+    /// A hash of `entity`, so unchanged input is not written again.
+    pub hash: String,
+    /// The owner of this ref; another key writing the same ref is a conflict (first wins).
+    pub location_key: Option<String>,
+}
+
+/// A provider's change to the set of entities it roots (reference §6.3).
+#[derive(Debug, Clone)]
+pub enum ProviderMutation {
+    /// Replace everything the provider roots.
+    Full { entities: Vec<DeferredEntity> },
+    /// Add or update some entities and remove others (by canonical ref).
+    Delta { added: Vec<DeferredEntity>, removed: Vec<String> },
+}
+
+/// An entity claimed for processing. Nobody else claims it until `lease_until` passes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedEntity {
+    pub entity_id: String,
+    pub entity_ref: String,
+    pub unprocessed_entity: String,
+    pub result_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RelationRow {
+    pub source: String,
+    pub kind: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessOutcome {
+    pub entity_id: String,
+    pub entity_ref: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The result hash equals the stored one: only the lease is released.
+    Unchanged,
+    /// The pass failed: errors are stored, the last good processed entity stays.
+    Failed { result_hash: String, errors: String },
+    Succeeded {
+        result_hash: String,
+        processed: String,
+        relations: Vec<RelationRow>,
+        children: Vec<DeferredEntity>,
+    },
+}
+
+/// What `write_results` and mutations report back, mostly for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub conflicts: Vec<Conflict>,
+    pub deleted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub entity_ref: String,
+    pub existing_location_key: Option<String>,
+    pub new_location_key: Option<String>,
+}
+
+impl Store {
+    /// Applies a provider mutation in one transaction. Removed roots are deleted eagerly with every
+    /// descendant nothing else keeps alive.
+    pub async fn apply_mutation(&self, provider: &str, mutation: ProviderMutation) -> Result<WriteSummary> {
+        let now = now_millis();
+        let mut summary = WriteSummary::default();
+        transaction!(self, tx => {
+            let (added, removed) = match mutation {
+                ProviderMutation::Full { entities } => {
+                    let existing: Vec<(String,)> = sqlx::query_as(
+                        "SELECT target_entity_ref FROM refresh_state_references WHERE source_key = $1",
+                    )
+                    .bind(provider)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let keep: HashSet<&str> =
+                        entities.iter().map(|entity| entity.entity_ref.as_str()).collect();
+                    let removed: Vec<String> = existing
+                        .into_iter()
+                        .map(|(entity_ref,)| entity_ref)
+                        .filter(|entity_ref| !keep.contains(entity_ref.as_str()))
+                        .collect();
+                    (entities, removed)
+                }
+                ProviderMutation::Delta { added, removed } => (added, removed),
+            };
+
+            for chunk in removed.chunks(CHUNK) {
+                let sql = format!(
+                    "DELETE FROM refresh_state_references WHERE source_key = $1 AND target_entity_ref IN ({})",
+                    placeholders(chunk.len(), 2)
+                );
+                let mut query = sqlx::query(&sql).bind(provider);
+                for entity_ref in chunk {
+                    query = query.bind(entity_ref);
+                }
+                query.execute(&mut *tx).await?;
+            }
+
+            let mut stitch: HashSet<String> = HashSet::new();
+            let (accepted, conflicts) = upsert_unprocessed!(&mut tx, &added, now);
+            summary.conflicts = conflicts;
+            let accepted_refs: Vec<&str> = accepted.iter().map(String::as_str).collect();
+            for chunk in accepted_refs.chunks(CHUNK) {
+                let sql = format!(
+                    "DELETE FROM refresh_state_references WHERE source_key = $1 AND target_entity_ref IN ({})",
+                    placeholders(chunk.len(), 2)
+                );
+                let mut query = sqlx::query(&sql).bind(provider);
+                for entity_ref in chunk {
+                    query = query.bind(*entity_ref);
+                }
+                query.execute(&mut *tx).await?;
+                let sql = format!(
+                    "INSERT INTO refresh_state_references (source_key, target_entity_ref) VALUES {}",
+                    value_tuples(chunk.len(), 2, 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for entity_ref in chunk {
+                    query = query.bind(provider).bind(*entity_ref);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            // An entity that was an orphan and is now rooted again needs its annotation removed.
+            stitch.extend(accepted.iter().cloned());
+
+            summary.deleted = delete_unreachable!(&mut tx, removed, &mut stitch);
+            enqueue_stitch!(&mut tx, &stitch);
+        });
+        Ok(summary)
+    }
+
+    /// Claims up to `limit` due entities. Each claim pushes `next_update_at` to a random point in
+    /// `[interval, 1.5 × interval]` (Backstage's jitter, so refreshes spread out) and takes a lease
+    /// so no other replica processes the same entity before `lease_ms` passes or the result lands.
+    pub async fn claim_due(
+        &self,
+        limit: usize,
+        interval_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedEntity>> {
+        let now = now_millis();
+        let spread = (interval_ms / 2).max(1);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match &self.backend {
+            crate::Backend::Sqlite(pool) => {
+                sqlx::query_as(
+                    "UPDATE refresh_state
+                     SET next_update_at = $1 + $2 + (abs(random()) % $3), lease_until = $1 + $4
+                     WHERE entity_id IN (
+                         SELECT entity_id FROM refresh_state
+                         WHERE next_update_at <= $1 AND lease_until <= $1
+                         ORDER BY next_update_at LIMIT $5)
+                     RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",
+                )
+                .bind(now)
+                .bind(interval_ms)
+                .bind(spread)
+                .bind(lease_ms)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+            crate::Backend::Postgres(pool) => {
+                sqlx::query_as(
+                    "UPDATE refresh_state
+                     SET next_update_at = $1 + $2 + floor(random() * $3)::bigint, lease_until = $1 + $4
+                     WHERE entity_id IN (
+                         SELECT entity_id FROM refresh_state
+                         WHERE next_update_at <= $1 AND lease_until <= $1
+                         ORDER BY next_update_at LIMIT $5
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",
+                )
+                .bind(now)
+                .bind(interval_ms)
+                .bind(spread)
+                .bind(lease_ms)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Writes a batch of processing results in one transaction and queues every entity whose
+    /// final form may have changed for stitching.
+    pub async fn write_results(&self, outcomes: &[ProcessOutcome]) -> Result<WriteSummary> {
+        let now = now_millis();
+        let mut summary = WriteSummary::default();
+        transaction!(self, tx => {
+            let mut stitch: HashSet<String> = HashSet::new();
+            let mut succeeded_ids: Vec<&str> = Vec::new();
+            let mut relations: Vec<&RelationRow> = Vec::new();
+            let mut relation_origins: Vec<&str> = Vec::new();
+            let mut parents: Vec<&str> = Vec::new();
+            let mut children: Vec<(&str, &DeferredEntity)> = Vec::new();
+            for outcome in outcomes {
+                match &outcome.outcome {
+                    Outcome::Unchanged => {
+                        sqlx::query("UPDATE refresh_state SET lease_until = 0 WHERE entity_id = $1")
+                            .bind(&outcome.entity_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Outcome::Failed { result_hash, errors } => {
+                        sqlx::query(
+                            "UPDATE refresh_state SET result_hash = $1, errors = $2, lease_until = 0
+                             WHERE entity_id = $3",
+                        )
+                        .bind(result_hash)
+                        .bind(errors)
+                        .bind(&outcome.entity_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        stitch.insert(outcome.entity_ref.clone());
+                    }
+                    Outcome::Succeeded { result_hash, processed, relations: own, children: kids } => {
+                        sqlx::query(
+                            "UPDATE refresh_state
+                             SET result_hash = $1, errors = NULL, processed_entity = $2, lease_until = 0
+                             WHERE entity_id = $3",
+                        )
+                        .bind(result_hash)
+                        .bind(processed)
+                        .bind(&outcome.entity_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        stitch.insert(outcome.entity_ref.clone());
+                        succeeded_ids.push(&outcome.entity_id);
+                        for relation in own {
+                            relations.push(relation);
+                            relation_origins.push(&outcome.entity_id);
+                        }
+                        parents.push(&outcome.entity_ref);
+                        for child in kids {
+                            children.push((&outcome.entity_ref, child));
+                        }
+                    }
+                }
+            }
+
+            // Relations: replace everything the succeeded entities originated. Both the old and
+            // the new sources must be re-stitched.
+            for chunk in succeeded_ids.chunks(CHUNK) {
+                let sql = format!(
+                    "DELETE FROM relations WHERE originating_entity_id IN ({}) RETURNING source_entity_ref",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for (source,) in query.fetch_all(&mut *tx).await? {
+                    stitch.insert(source);
+                }
+            }
+            for (chunk, origins) in relations.chunks(CHUNK).zip(relation_origins.chunks(CHUNK)) {
+                let sql = format!(
+                    "INSERT INTO relations (originating_entity_id, source_entity_ref, type, target_entity_ref) VALUES {}",
+                    value_tuples(chunk.len(), 4, 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for (relation, origin) in chunk.iter().zip(origins) {
+                    query = query
+                        .bind(*origin)
+                        .bind(&relation.source)
+                        .bind(&relation.kind)
+                        .bind(&relation.target);
+                    stitch.insert(relation.source.clone());
+                }
+                query.execute(&mut *tx).await?;
+            }
+
+            // Emitter edges: children no longer emitted become orphans (and are re-stitched so
+            // they show it); emitted children are upserted under the conflict rule.
+            for chunk in parents.chunks(CHUNK) {
+                let sql = format!(
+                    "DELETE FROM refresh_state_references WHERE source_entity_ref IN ({}) RETURNING target_entity_ref",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for parent in chunk {
+                    query = query.bind(*parent);
+                }
+                for (target,) in query.fetch_all(&mut *tx).await? {
+                    stitch.insert(target);
+                }
+            }
+            let deferred: Vec<DeferredEntity> =
+                children.iter().map(|(_, child)| (*child).clone()).collect();
+            let (accepted, conflicts) = upsert_unprocessed!(&mut tx, &deferred, now);
+            summary.conflicts = conflicts;
+            let accepted: HashSet<String> = accepted.into_iter().collect();
+            let edges: Vec<(&str, &str)> = children
+                .iter()
+                .filter(|(_, child)| accepted.contains(&child.entity_ref))
+                .map(|(parent, child)| (*parent, child.entity_ref.as_str()))
+                .collect();
+            for chunk in edges.chunks(CHUNK) {
+                let sql = format!(
+                    "INSERT INTO refresh_state_references (source_entity_ref, target_entity_ref) VALUES {}",
+                    value_tuples(chunk.len(), 2, 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for (parent, child) in chunk {
+                    query = query.bind(*parent).bind(*child);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            stitch.extend(accepted);
+            enqueue_stitch!(&mut tx, &stitch);
+        });
+        Ok(summary)
+    }
+}
+
+/// Inserts or updates unprocessed entities under the first-owner-wins rule (reference §6.10).
+/// Evaluates to `(accepted refs, conflicts)`. A macro so one text serves both databases.
+macro_rules! upsert_unprocessed {
+    ($tx:expr, $entities:expr, $now:expr) => {{
+        let tx = $tx;
+        let entities: &[DeferredEntity] = $entities;
+        let mut accepted: Vec<String> = Vec::new();
+        let mut conflicts: Vec<crate::processing::Conflict> = Vec::new();
+        // The last occurrence of a ref wins within one batch, as if written one after another.
+        let mut unique: HashMap<&str, &DeferredEntity> = HashMap::new();
+        for entity in entities {
+            unique.insert(entity.entity_ref.as_str(), entity);
+        }
+        let mut ordered: Vec<&DeferredEntity> = unique.into_values().collect();
+        ordered.sort_by(|a, b| a.entity_ref.cmp(&b.entity_ref));
+        for chunk in ordered.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT entity_ref, unprocessed_hash, location_key FROM refresh_state WHERE entity_ref IN ({})",
+                placeholders(chunk.len(), 1)
+            );
+            let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
+            for entity in chunk {
+                query = query.bind(&entity.entity_ref);
+            }
+            let existing: HashMap<String, (String, Option<String>)> = query
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(|(entity_ref, hash, key)| (entity_ref, (hash, key)))
+                .collect();
+            let mut inserts: Vec<&DeferredEntity> = Vec::new();
+            for entity in chunk {
+                match existing.get(&entity.entity_ref) {
+                    None => inserts.push(entity),
+                    Some((_, Some(key))) if entity.location_key.as_deref() != Some(key.as_str()) => {
+                        conflicts.push(crate::processing::Conflict {
+                            entity_ref: entity.entity_ref.clone(),
+                            existing_location_key: Some(key.clone()),
+                            new_location_key: entity.location_key.clone(),
+                        });
+                        continue;
+                    }
+                    Some((hash, key)) => {
+                        if *hash != entity.hash || *key != entity.location_key {
+                            sqlx::query(
+                                "UPDATE refresh_state
+                                 SET unprocessed_entity = $1, unprocessed_hash = $2, location_key = $3,
+                                     next_update_at = $4
+                                 WHERE entity_ref = $5",
+                            )
+                            .bind(&entity.entity)
+                            .bind(&entity.hash)
+                            .bind(&entity.location_key)
+                            .bind($now)
+                            .bind(&entity.entity_ref)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    }
+                }
+                accepted.push(entity.entity_ref.clone());
+            }
+            if !inserts.is_empty() {
+                let sql = format!(
+                    "INSERT INTO refresh_state
+                     (entity_id, entity_ref, unprocessed_entity, unprocessed_hash, location_key, next_update_at)
+                     VALUES {}",
+                    value_tuples(inserts.len(), 6, 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for entity in &inserts {
+                    query = query
+                        .bind(uuid::Uuid::new_v4().to_string())
+                        .bind(&entity.entity_ref)
+                        .bind(&entity.entity)
+                        .bind(&entity.hash)
+                        .bind(&entity.location_key)
+                        .bind($now);
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        (accepted, conflicts)
+    }};
+}
+pub(crate) use upsert_unprocessed;
+
+/// Adds refs to the durable stitch queue.
+macro_rules! enqueue_stitch {
+    ($tx:expr, $refs:expr) => {{
+        let tx = $tx;
+        let refs: Vec<&String> = $refs.iter().collect();
+        for chunk in refs.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO stitch_queue (entity_ref) VALUES {} ON CONFLICT (entity_ref) DO NOTHING",
+                value_tuples(chunk.len(), 1, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for entity_ref in chunk {
+                query = query.bind(*entity_ref);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }};
+}
+pub(crate) use enqueue_stitch;
+
+/// Deletes the given refs and, round by round, every descendant left without an incoming edge
+/// (reference §6.3 eager deletion). Evaluates to the deleted refs; peers that had relations with
+/// deleted entities are added to `$stitch`.
+macro_rules! delete_unreachable {
+    ($tx:expr, $candidates:expr, $stitch:expr) => {{
+        let tx = $tx;
+        let stitch: &mut HashSet<String> = $stitch;
+        let mut candidates: Vec<String> = $candidates;
+        let mut deleted: Vec<String> = Vec::new();
+        let mut rounds = 0;
+        while !candidates.is_empty() && rounds < 64 {
+            rounds += 1;
+            let mut next: Vec<String> = Vec::new();
+            for chunk in candidates.chunks(CHUNK) {
+                // Only those that nothing references any more.
+                let sql = format!(
+                    "SELECT r.entity_ref, r.entity_id FROM refresh_state r
+                     WHERE r.entity_ref IN ({})
+                     AND NOT EXISTS (SELECT 1 FROM refresh_state_references e WHERE e.target_entity_ref = r.entity_ref)",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+                for entity_ref in chunk {
+                    query = query.bind(entity_ref);
+                }
+                let doomed = query.fetch_all(&mut **tx).await?;
+                if doomed.is_empty() {
+                    continue;
+                }
+                let refs: Vec<&str> = doomed.iter().map(|(entity_ref, _)| entity_ref.as_str()).collect();
+                let ids: Vec<&str> = doomed.iter().map(|(_, id)| id.as_str()).collect();
+                let sql = format!(
+                    "DELETE FROM refresh_state_references WHERE source_entity_ref IN ({}) RETURNING target_entity_ref",
+                    placeholders(refs.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for entity_ref in &refs {
+                    query = query.bind(*entity_ref);
+                }
+                for (child,) in query.fetch_all(&mut **tx).await? {
+                    next.push(child);
+                }
+                let sql = format!(
+                    "DELETE FROM relations WHERE originating_entity_id IN ({}) RETURNING source_entity_ref",
+                    placeholders(ids.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for id in &ids {
+                    query = query.bind(*id);
+                }
+                for (source,) in query.fetch_all(&mut **tx).await? {
+                    stitch.insert(source);
+                }
+                let sql = format!(
+                    "DELETE FROM refresh_state WHERE entity_id IN ({})",
+                    placeholders(ids.len(), 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for id in &ids {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut **tx).await?;
+                let seq = crate::stitch::next_seq!(tx);
+                crate::stitch::delete_final!(tx, &refs, seq);
+                for entity_ref in refs {
+                    stitch.remove(entity_ref);
+                    deleted.push(entity_ref.to_owned());
+                }
+            }
+            candidates = next;
+        }
+        // Deleted entities must not be re-stitched; everything else that lost a peer is.
+        for entity_ref in &deleted {
+            stitch.remove(entity_ref);
+        }
+        deleted
+    }};
+}
+pub(crate) use delete_unreachable;

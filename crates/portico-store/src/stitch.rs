@@ -1,0 +1,293 @@
+//! The stitch queue, final entities and the change feed that keeps in-memory indexes current.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{dispatch, placeholders, transaction, Result, Store, CHUNK};
+
+/// Everything the stitcher needs to build one final entity (reference §6.11).
+#[derive(Debug, Clone)]
+pub struct StitchInput {
+    pub entity_ref: String,
+    /// `None` when the entity no longer exists: its final entity must go.
+    pub state: Option<StitchState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StitchState {
+    pub entity_id: String,
+    /// `None` until the first successful processing pass: the entity stays invisible.
+    pub processed: Option<String>,
+    /// JSON array of serialized errors, when the last pass failed.
+    pub errors: Option<String>,
+    /// False for orphans: nothing emits this entity any more.
+    pub has_parents: bool,
+    /// Distinct `(type, target)` of relations whose source is this entity, sorted.
+    pub relations: Vec<(String, String)>,
+    /// Hash of the final entity currently stored, if any.
+    pub final_hash: Option<String>,
+}
+
+/// A final entity to store.
+#[derive(Debug, Clone)]
+pub struct FinalWrite {
+    pub entity_ref: String,
+    pub entity_id: String,
+    pub final_entity: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FinalRow {
+    pub entity_ref: String,
+    pub final_entity: String,
+}
+
+/// Final entities written and deleted after some sequence number.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub upserts: Vec<FinalRow>,
+    pub deletes: Vec<String>,
+    /// The sequence number these changes bring a reader up to.
+    pub seq: i64,
+}
+
+impl Store {
+    /// Reads up to `limit` queued refs with their stitch inputs. Refs stay queued until
+    /// `write_stitched` removes them, so a crash in between only means stitching again.
+    pub async fn stitch_inputs(&self, limit: usize) -> Result<Vec<StitchInput>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let inputs = dispatch!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            let queued: Vec<(String,)> =
+                sqlx::query_as("SELECT entity_ref FROM stitch_queue ORDER BY entity_ref LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let refs: Vec<String> = queued.into_iter().map(|(entity_ref,)| entity_ref).collect();
+            let mut inputs = Vec::with_capacity(refs.len());
+            for chunk in refs.chunks(CHUNK) {
+                let list = placeholders(chunk.len(), 1);
+                macro_rules! fetch {
+                    ($sql:expr, $row:ty) => {{
+                        let sql = format!($sql, list = list);
+                        let mut query = sqlx::query_as::<_, $row>(&sql);
+                        for entity_ref in chunk {
+                            query = query.bind(entity_ref);
+                        }
+                        query.fetch_all(&mut *conn).await?
+                    }};
+                }
+                let states: Vec<(String, String, Option<String>, Option<String>)> = fetch!(
+                    "SELECT entity_ref, entity_id, processed_entity, errors FROM refresh_state WHERE entity_ref IN ({list})",
+                    (String, String, Option<String>, Option<String>)
+                );
+                let parented: Vec<(String,)> = fetch!(
+                    "SELECT DISTINCT target_entity_ref FROM refresh_state_references WHERE target_entity_ref IN ({list})",
+                    (String,)
+                );
+                let relations: Vec<(String, String, String)> = fetch!(
+                    "SELECT DISTINCT source_entity_ref, type, target_entity_ref FROM relations WHERE source_entity_ref IN ({list})",
+                    (String, String, String)
+                );
+                let hashes: Vec<(String, String)> = fetch!(
+                    "SELECT entity_ref, hash FROM final_entities WHERE entity_ref IN ({list})",
+                    (String, String)
+                );
+                let parented: HashSet<String> = parented.into_iter().map(|(r,)| r).collect();
+                let mut hashes: HashMap<String, String> = hashes.into_iter().collect();
+                let mut by_source: HashMap<String, Vec<(String, String)>> = HashMap::new();
+                for (source, kind, target) in relations {
+                    by_source.entry(source).or_default().push((kind, target));
+                }
+                let mut states: HashMap<String, (String, Option<String>, Option<String>)> = states
+                    .into_iter()
+                    .map(|(entity_ref, id, processed, errors)| (entity_ref, (id, processed, errors)))
+                    .collect();
+                for entity_ref in chunk {
+                    let state = states.remove(entity_ref).map(|(entity_id, processed, errors)| {
+                        let mut relations = by_source.remove(entity_ref).unwrap_or_default();
+                        relations.sort();
+                        StitchState {
+                            entity_id,
+                            processed,
+                            errors,
+                            has_parents: parented.contains(entity_ref),
+                            relations,
+                            final_hash: hashes.remove(entity_ref),
+                        }
+                    });
+                    inputs.push(StitchInput { entity_ref: entity_ref.clone(), state });
+                }
+            }
+            inputs
+        });
+        Ok(inputs)
+    }
+
+    /// Stores final entities, deletes the finals of entities that are gone, and dequeues `done`.
+    /// Evaluates to the new change sequence number.
+    pub async fn write_stitched(
+        &self,
+        writes: &[FinalWrite],
+        gone: &[String],
+        done: &[String],
+    ) -> Result<i64> {
+        let seq = transaction!(self, tx => {
+            let tx = &mut tx;
+            let seq = next_seq!(tx);
+            for chunk in writes.chunks(CHUNK) {
+                let sql = format!(
+                    "INSERT INTO final_entities (entity_ref, entity_id, final_entity, hash, seq) VALUES {}
+                     ON CONFLICT (entity_ref) DO UPDATE SET entity_id = excluded.entity_id,
+                         final_entity = excluded.final_entity, hash = excluded.hash, seq = excluded.seq",
+                    crate::value_tuples(chunk.len(), 5, 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for write in chunk {
+                    query = query
+                        .bind(&write.entity_ref)
+                        .bind(&write.entity_id)
+                        .bind(&write.final_entity)
+                        .bind(&write.hash)
+                        .bind(seq);
+                }
+                query.execute(&mut **tx).await?;
+                let sql = format!(
+                    "DELETE FROM deleted_entities WHERE entity_ref IN ({})",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for write in chunk {
+                    query = query.bind(&write.entity_ref);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+            delete_final!(tx, &gone, seq);
+            for chunk in done.chunks(CHUNK) {
+                let sql = format!(
+                    "DELETE FROM stitch_queue WHERE entity_ref IN ({})",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for entity_ref in chunk {
+                    query = query.bind(entity_ref);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            seq
+        });
+        Ok(seq)
+    }
+
+    /// The number of refs waiting to be stitched.
+    pub async fn stitch_queue_len(&self) -> Result<i64> {
+        let (count,): (i64,) = dispatch!(self, pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM stitch_queue").fetch_one(pool).await?
+        });
+        Ok(count)
+    }
+
+    /// The current change sequence number.
+    pub async fn current_seq(&self) -> Result<i64> {
+        let (seq,): (i64,) = dispatch!(self, pool => {
+            sqlx::query_as("SELECT value FROM catalog_seq WHERE id = 1").fetch_one(pool).await?
+        });
+        Ok(seq)
+    }
+
+    /// One page of all final entities, ordered by ref, after `after` (keyset pagination), for
+    /// loading an index at startup without holding every body in memory at once.
+    pub async fn final_entities_page(&self, after: &str, limit: usize) -> Result<Vec<FinalRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT entity_ref, final_entity FROM final_entities WHERE entity_ref > $1
+                 ORDER BY entity_ref LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Final entities written or deleted after `since`, up to the current sequence number.
+    pub async fn changes_since(&self, since: i64) -> Result<Changes> {
+        let changes = dispatch!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            let (seq,): (i64,) = sqlx::query_as("SELECT value FROM catalog_seq WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?;
+            if seq <= since {
+                Changes { upserts: Vec::new(), deletes: Vec::new(), seq: since }
+            } else {
+                let upserts: Vec<FinalRow> = sqlx::query_as(
+                    "SELECT entity_ref, final_entity FROM final_entities WHERE seq > $1 AND seq <= $2",
+                )
+                .bind(since)
+                .bind(seq)
+                .fetch_all(&mut *conn)
+                .await?;
+                let deletes: Vec<(String,)> = sqlx::query_as(
+                    "SELECT entity_ref FROM deleted_entities WHERE seq > $1 AND seq <= $2",
+                )
+                .bind(since)
+                .bind(seq)
+                .fetch_all(&mut *conn)
+                .await?;
+                Changes { upserts, deletes: deletes.into_iter().map(|(r,)| r).collect(), seq }
+            }
+        });
+        Ok(changes)
+    }
+}
+
+/// Takes the next change sequence number. The row lock on `catalog_seq` is held until commit, so
+/// on PostgreSQL concurrent writers commit in sequence order and a reader following `seq` never
+/// skips a change.
+macro_rules! next_seq {
+    ($tx:expr) => {{
+        let (seq,): (i64,) =
+            sqlx::query_as("UPDATE catalog_seq SET value = value + 1 WHERE id = 1 RETURNING value")
+                .fetch_one(&mut **$tx)
+                .await?;
+        seq
+    }};
+}
+pub(crate) use next_seq;
+
+/// Removes final entities and records their deletion in the change feed.
+macro_rules! delete_final {
+    ($tx:expr, $refs:expr, $seq:expr) => {{
+        let refs: &[&str] = $refs;
+        if !refs.is_empty() {
+            let seq: i64 = $seq;
+            for chunk in refs.chunks(crate::CHUNK) {
+                let sql = format!(
+                    "DELETE FROM final_entities WHERE entity_ref IN ({}) RETURNING entity_ref",
+                    crate::placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for entity_ref in chunk {
+                    query = query.bind(*entity_ref);
+                }
+                let removed = query.fetch_all(&mut **$tx).await?;
+                if !removed.is_empty() {
+                    let sql = format!(
+                        "INSERT INTO deleted_entities (entity_ref, seq) VALUES {}
+                         ON CONFLICT (entity_ref) DO UPDATE SET seq = excluded.seq",
+                        crate::value_tuples(removed.len(), 2, 1)
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (entity_ref,) in &removed {
+                        query = query.bind(entity_ref).bind(seq);
+                    }
+                    query.execute(&mut **$tx).await?;
+                }
+            }
+        }
+    }};
+}
+pub(crate) use delete_final;

@@ -1,0 +1,39 @@
+//! Handlers, one module per Backstage plugin.
+
+pub(crate) mod catalog;
+pub(crate) mod health;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+
+/// A JSON response from already-serialized text.
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    response
+}
+
+/// Joins entity JSON texts into a JSON array without re-serializing them.
+pub(crate) fn join_items(items: &[Arc<str>], nulls: bool) -> String {
+    let size: usize = items.iter().map(|item| item.len() + 1).sum();
+    let mut out = String::with_capacity(size + 2);
+    out.push('[');
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        if nulls && item.is_empty() {
+            out.push_str("null");
+        } else {
+            out.push_str(item);
+        }
+    }
+    out.push(']');
+    out
+}

@@ -1,0 +1,38 @@
+//! Every route, in one place.
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use portico_app::App;
+
+use crate::api::{catalog, health};
+
+/// The application router: Backstage's API under `/api`, health under `/.backstage`.
+pub fn router(app: Arc<App>) -> Router {
+    let catalog = Router::new()
+        .route("/entities", get(catalog::list_entities))
+        .route("/entities/by-query", get(catalog::query_entities).post(catalog::query_entities_by_predicate))
+        .route(
+            "/entities/by-uid/{uid}",
+            get(catalog::get_entity_by_uid).delete(catalog::delete_entity_by_uid),
+        )
+        .route("/entities/by-name/{kind}/{namespace}/{name}", get(catalog::get_entity_by_name))
+        .route("/entities/by-name/{kind}/{namespace}/{name}/ancestry", get(catalog::get_entity_ancestry))
+        .route("/entities/by-refs", post(catalog::get_entities_by_refs))
+        .route("/entity-facets", get(catalog::get_entity_facets).post(catalog::post_entity_facets))
+        .route("/refresh", post(catalog::refresh_entity))
+        .route("/validate-entity", post(catalog::validate_entity))
+        .route("/analyze-location", post(catalog::analyze_location))
+        .route("/locations", get(catalog::list_locations).post(catalog::create_location))
+        .route("/locations/by-query", post(catalog::query_locations))
+        .route("/locations/{id}", get(catalog::get_location).delete(catalog::delete_location))
+        .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog::get_location_by_entity));
+    let api = Router::new().nest("/api/catalog", catalog);
+    let router = Router::new()
+        .merge(api)
+        .route("/.backstage/health/v1/readiness", get(health::readiness))
+        .route("/.backstage/health/v1/liveness", get(health::liveness))
+        .with_state(app);
+    crate::middleware::layer(router)
+}
