@@ -160,9 +160,13 @@ impl Engine {
             }
         }
         for outcome in &outcomes {
-            match outcome.outcome {
-                Outcome::Failed { .. } => {
+            match &outcome.outcome {
+                Outcome::Failed { errors, .. } => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    // Only changed results get here, so each distinct failure is logged once.
+                    // An entity that never processed successfully is invisible in the API, so
+                    // the log is where its problem shows (Backstage publishes it as an event).
+                    tracing::warn!(entity.r#ref = %outcome.entity_ref, errors = %errors, "processing failed");
                 }
                 _ => {
                     self.stats.processed.fetch_add(1, Ordering::Relaxed);

@@ -113,6 +113,11 @@ pub struct AncestryItem {
 impl App {
     /// Builds the app over an opened store and loads the index. Call `start` to run the engine.
     pub async fn new(store: Store, processor: Processor, options: AppOptions) -> Result<Arc<App>, Error> {
+        if !store.is_postgres() {
+            // SQLite is single-node: whatever was claimed belonged to a previous run of this
+            // process, which is gone.
+            store.expire_all_leases().await?;
+        }
         let catalog = Arc::new(Catalog::new());
         let count = catalog.load(&store).await?;
         tracing::info!(entities = count, "catalog index loaded");

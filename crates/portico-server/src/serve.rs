@@ -62,18 +62,24 @@ fn point_demo_locations(config: &mut serde_json::Value, demo: &Path) {
 }
 
 async fn open_store(database: &DatabaseConfig) -> anyhow::Result<Store> {
+    let store = connect(database).await?;
+    store.migrate().await.context("applying database migrations")?;
+    Ok(store)
+}
+
+/// Connects without migrating, creating the SQLite file's directory when needed.
+async fn connect(database: &DatabaseConfig) -> anyhow::Result<Store> {
     if let DatabaseConfig::Sqlite { path: Some(path) } = database {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
     }
-    let store = Store::open(database).await.context("opening the database")?;
-    Ok(store)
+    Store::connect(database).await.context("connecting to the database")
 }
 
 pub(crate) async fn migrate(configs: &[PathBuf], down: bool) -> anyhow::Result<()> {
     let (config, _) = load_config(configs)?;
-    let store = Store::connect(&config.database).await.context("connecting to the database")?;
+    let store = connect(&config.database).await?;
     if down {
         store.migrate_down().await.context("reverting migrations")?;
         eprintln!("portico: reverted every migration");

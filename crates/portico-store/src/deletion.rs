@@ -177,10 +177,11 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Drops every lease, for a clean start of a single-node server after a crash.
-    pub async fn release_all_leases(&self) -> Result<()> {
+    /// Expires every lease now, so work a crashed process had claimed is picked up at once.
+    /// Only for a single-node database (SQLite); replicas on PostgreSQL wait for the lease.
+    pub async fn expire_all_leases(&self) -> Result<()> {
         dispatch!(self, pool => {
-            sqlx::query("UPDATE refresh_state SET lease_until = 0 WHERE lease_until > 0")
+            sqlx::query("UPDATE refresh_state SET lease_until = 1 WHERE lease_until > 1")
                 .execute(pool)
                 .await?;
         });

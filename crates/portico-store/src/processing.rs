@@ -151,6 +151,9 @@ impl Store {
     /// Claims up to `limit` due entities. Each claim pushes `next_update_at` to a random point in
     /// `[interval, 1.5 × interval]` (Backstage's jitter, so refreshes spread out) and takes a lease
     /// so no other replica processes the same entity before `lease_ms` passes or the result lands.
+    ///
+    /// Writing a result resets the lease to 0, so a lease that is set but expired means the
+    /// claimer died mid-pass: such an entity is due at once rather than at its next interval.
     pub async fn claim_due(
         &self,
         limit: usize,
@@ -167,7 +170,7 @@ impl Store {
                      SET next_update_at = $1 + $2 + (abs(random()) % $3), lease_until = $1 + $4
                      WHERE entity_id IN (
                          SELECT entity_id FROM refresh_state
-                         WHERE next_update_at <= $1 AND lease_until <= $1
+                         WHERE (next_update_at <= $1 OR lease_until > 0) AND lease_until <= $1
                          ORDER BY next_update_at LIMIT $5)
                      RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",
                 )
@@ -185,7 +188,7 @@ impl Store {
                      SET next_update_at = $1 + $2 + floor(random() * $3)::bigint, lease_until = $1 + $4
                      WHERE entity_id IN (
                          SELECT entity_id FROM refresh_state
-                         WHERE next_update_at <= $1 AND lease_until <= $1
+                         WHERE (next_update_at <= $1 OR lease_until > 0) AND lease_until <= $1
                          ORDER BY next_update_at LIMIT $5
                          FOR UPDATE SKIP LOCKED)
                      RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",

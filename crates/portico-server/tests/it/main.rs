@@ -1,1 +1,10 @@
-//! Integration tests for the portico binary.
+//! Integration tests: the real `portico` binary, started on a free loopback port against real
+//! files and a real SQLite file (and PostgreSQL where a test says so), driven over HTTP.
+
+// Test modules share helpers with `pub`; nothing here is a public API.
+#![allow(unreachable_pub)]
+
+mod api;
+mod cli;
+mod ingest;
+mod support;

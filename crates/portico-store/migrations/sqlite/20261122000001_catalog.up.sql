@@ -23,6 +23,7 @@ CREATE TABLE refresh_state (
     lease_until BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX refresh_state_due ON refresh_state (next_update_at);
+CREATE INDEX refresh_state_lease ON refresh_state (lease_until);
 
 -- Emitter edges: who keeps an entity alive. Either a provider (source_key) or a parent entity.
 CREATE TABLE refresh_state_references (

@@ -1,0 +1,228 @@
+//! Ingestion: locations, errors, conflicts, orphans, refresh, rules, placeholders, crashes.
+
+use serde_json::{json, Value};
+
+use crate::support::{catalog_with, free_port, FileServer, Server, Workspace};
+
+fn component(name: &str, description: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+    )
+}
+
+fn status_messages(entity: &Value) -> String {
+    entity["status"]["items"].to_string()
+}
+
+#[test]
+fn bad_edits_keep_the_last_good_version_and_report_errors() {
+    let workspace = Workspace::new();
+    workspace.write("catalog/a.yaml", &component("alpha", "first"));
+    let port = free_port();
+    workspace.config(port, &catalog_with("./catalog/a.yaml"));
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("component", "alpha");
+
+    // An invalid edit: the entity stays visible as it was, with the problem in status.items.
+    workspace.write(
+        "catalog/a.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: alpha\n  tags: [Not_Valid]\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    );
+    let (status, _) = server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/alpha" }));
+    assert_eq!(status, 200);
+    let entity = server.wait_for("the processing error to show", |server| {
+        let (_, entity) = server.get("/api/catalog/entities/by-name/component/default/alpha");
+        entity.get("status").is_some().then_some(entity)
+    });
+    assert_eq!(entity["metadata"]["description"], "first");
+    let messages = status_messages(&entity);
+    assert!(messages.contains("backstage.io/catalog-processing"), "{messages}");
+    assert!(messages.contains("InputError"), "{messages}");
+    assert!(messages.contains("tags"), "{messages}");
+
+    // Broken YAML: the file's Location reports the syntax error; the entity stays.
+    workspace.write("catalog/a.yaml", "apiVersion: [unclosed\n");
+    server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/alpha" }));
+    let location_ref = server.wait_for("the YAML error on the location", |server| {
+        let (_, list) = server.get("/api/catalog/entities?filter=kind=location");
+        list.as_array()?.iter().find(|entity| status_messages(entity).contains("YAML")).cloned()
+    });
+    assert!(status_messages(&location_ref).contains("a.yaml"));
+    let (status, _) = server.get("/api/catalog/entities/by-name/component/default/alpha");
+    assert_eq!(status, 200, "a failing parent never orphans or deletes its children");
+
+    // Fixed again: visible with the new content, no status.
+    workspace.write("catalog/a.yaml", &component("alpha", "second"));
+    server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/alpha" }));
+    server.wait_for("the fixed entity", |server| {
+        let (_, entity) = server.get("/api/catalog/entities/by-name/component/default/alpha");
+        (entity["metadata"]["description"] == "second" && entity.get("status").is_none()).then_some(())
+    });
+}
+
+#[test]
+fn removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner() {
+    let workspace = Workspace::new();
+    workspace.write("catalog/one.yaml", &format!("{}---\n{}", component("kept", "x"), component("dropped", "x")));
+    workspace.write("catalog/two.yaml", &component("kept", "from two"));
+    let port = free_port();
+    let catalog = "catalog:\n  orphanStrategy: keep\n  locations:\n    - type: file\n      target: ./catalog/one.yaml\n    - type: file\n      target: ./catalog/two.yaml\n";
+    workspace.config(port, catalog);
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("component", "dropped");
+    server.settle();
+
+    // Same ref from two files: the first one processed owns it; the other is ignored.
+    let (_, kept) = server.get("/api/catalog/entities/by-name/component/default/kept");
+    let owner_file =
+        kept["metadata"]["annotations"]["backstage.io/managed-by-location"].as_str().unwrap_or("").to_owned();
+    assert!(owner_file.ends_with("one.yaml") || owner_file.ends_with("two.yaml"));
+    let (_, all) = server.get("/api/catalog/entities?filter=kind=component");
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "one entity per ref: {all}");
+
+    // Dropping an entity from its file makes it an orphan (kept, marked, with orphanStrategy keep).
+    workspace.write("catalog/one.yaml", &component("kept", "x"));
+    server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/kept" }));
+    let dropped = server.wait_for("the orphan mark", |server| {
+        let (_, entity) = server.get("/api/catalog/entities/by-name/component/default/dropped");
+        (entity["metadata"]["annotations"]["backstage.io/orphan"] == "true").then_some(entity)
+    });
+    let (_, orphans) = server.get("/api/catalog/entities?filter=metadata.annotations.backstage.io/orphan=true");
+    assert_eq!(orphans.as_array().map(Vec::len), Some(1));
+
+    // An orphan cannot be refreshed, and deleting it by uid removes it for good.
+    let (status, _) = server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/dropped" }));
+    assert_eq!(status, 404);
+    let uid = dropped["metadata"]["uid"].as_str().expect("uid");
+    assert_eq!(server.delete(&format!("/api/catalog/entities/by-uid/{uid}")), 204);
+    let (status, _) = server.get("/api/catalog/entities/by-name/component/default/dropped");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn url_locations_register_only_from_allowed_hosts() {
+    let workspace = Workspace::new();
+    let files = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        files.path().join("catalog-info.yaml"),
+        format!(
+            "{}---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: remote-api\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    $text: ./openapi.yaml\n",
+            component("remote", "served over http")
+        ),
+    )
+    .expect("write");
+    std::fs::write(files.path().join("openapi.yaml"), "openapi: 3.0.0\ninfo: { title: Remote }\n").expect("write");
+    let file_server = FileServer::start(files.path());
+    let port = free_port();
+    workspace.config(
+        port,
+        &format!("  reading:\n    allow:\n      - host: 127.0.0.1:{}\ncatalog: {{}}\n", file_server.port),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    let target = file_server.url("catalog-info.yaml");
+
+    // Dry run shows what would be registered, stores nothing.
+    let (status, dry) = server.post("/api/catalog/locations?dryRun=true", &json!({ "type": "url", "target": target }));
+    assert_eq!(status, 201, "{dry}");
+    assert_eq!(dry["exists"], false);
+    let kinds: Vec<&str> = dry["entities"].as_array().expect("entities").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["Location", "Component", "API"]);
+
+    // Real registration: 201, entities appear with view/source annotations and the $text definition.
+    let (status, created) = server.post("/api/catalog/locations", &json!({ "type": "url", "target": target }));
+    assert_eq!(status, 201, "{created}");
+    let id = created["location"]["id"].as_str().expect("id").to_owned();
+    assert!(created["location"]["entityRef"].as_str().unwrap_or("").starts_with("location:default/generated-"));
+    let api = server.wait_entity("api", "remote-api");
+    assert_eq!(api["spec"]["definition"], "openapi: 3.0.0\ninfo: { title: Remote }\n");
+    let remote = server.wait_entity("component", "remote");
+    assert_eq!(remote["metadata"]["annotations"]["backstage.io/view-url"], target.as_str());
+    assert_eq!(
+        remote["metadata"]["annotations"]["backstage.io/source-location"],
+        format!("url:{}", file_server.url(""))
+    );
+    let (status, location) = server.get("/api/catalog/locations/by-entity/component/default/remote");
+    assert_eq!((status, location["id"].as_str()), (200, Some(id.as_str())));
+    let (_, list) = server.get("/api/catalog/locations");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["data"]["target"], target.as_str());
+
+    // The same location again conflicts.
+    let (status, body) = server.post("/api/catalog/locations", &json!({ "type": "url", "target": target }));
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["name"], "ConflictError");
+
+    // A host outside backend.reading.allow is never read: the error shows on the Location.
+    let (status, _) = server
+        .post("/api/catalog/locations", &json!({ "type": "url", "target": "http://127.0.0.2:9/catalog-info.yaml" }));
+    assert_eq!(status, 201);
+    // Its Location never processes, so it stays invisible (as in Backstage); the log says why.
+    server.wait_for("the not-allowed error in the log", |server| {
+        server.log_text().contains("127.0.0.2:9/catalog-info.yaml is not allowed").then_some(())
+    });
+
+    // Types other than url are refused.
+    let (status, body) = server.post("/api/catalog/locations", &json!({ "type": "file", "target": "/etc/passwd" }));
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("allowed type"));
+
+    // Deleting the location removes everything it brought in.
+    assert_eq!(server.delete(&format!("/api/catalog/locations/{id}")), 204);
+    let (status, _) = server.get("/api/catalog/entities/by-name/component/default/remote");
+    assert_eq!(status, 404);
+    let (status, _) = server.get("/api/catalog/entities/by-name/api/default/remote-api");
+    assert_eq!(status, 404);
+    assert_eq!(server.delete(&format!("/api/catalog/locations/{id}")), 404);
+}
+
+#[test]
+fn default_rules_admit_only_components_apis_and_locations() {
+    let workspace = Workspace::new();
+    workspace.write(
+        "catalog/all.yaml",
+        &format!(
+            "{}---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-a\nspec:\n  type: team\n  children: []\n",
+            component("allowed", "x")
+        ),
+    );
+    let port = free_port();
+    workspace.config(port, "catalog:\n  locations:\n    - type: file\n      target: ./catalog/all.yaml\n");
+    let server = Server::start(workspace.path(), port, &[]);
+    // The whole pass of the config Location fails (Backstage semantics), and the log names the
+    // entity that broke the rule.
+    server.wait_for("the rule violation in the log", |server| {
+        let log = server.log_text();
+        (log.contains("NotAllowedError") && log.contains("group:default/team-a")).then_some(())
+    });
+    let (status, _) = server.get("/api/catalog/entities/by-name/group/default/team-a");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn a_killed_server_restarts_with_a_consistent_catalog() {
+    let workspace = Workspace::new();
+    let mut documents = String::new();
+    for index in 0..2000 {
+        documents.push_str(&component(&format!("service-{index:04}"), "bulk"));
+        documents.push_str("---\n");
+    }
+    workspace.write("catalog/all.yaml", &documents);
+    let port = free_port();
+    workspace.config(port, &catalog_with("./catalog/all.yaml"));
+    let mut server = Server::start(workspace.path(), port, &[]);
+    // Kill it while ingestion is under way (whatever stage it reached).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = std::process::Command::new("kill").arg("-9").arg(server.child.id().to_string()).status();
+    server.kill();
+
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_for("all 2000 components", |server| {
+        let (_, page) = server.get("/api/catalog/entities/by-query?filter=kind=component&limit=0");
+        (page["totalItems"] == 2000).then_some(())
+    });
+    server.settle();
+    let (_, list) = server.get("/api/catalog/entities?filter=kind=component&fields=metadata.name,relations");
+    let list = list.as_array().expect("list");
+    assert_eq!(list.len(), 2000);
+    assert!(list.iter().all(|entity| entity["relations"].to_string().contains("group:default/team-a")));
+}
