@@ -531,3 +531,6 @@ fn remove_posting(map: &mut HashMap<Box<str>, RoaringBitmap>, value: &str, slot_
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

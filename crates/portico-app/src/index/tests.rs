@@ -1,0 +1,187 @@
+use std::sync::Arc;
+
+use portico_query::filter::{parse_query_filters, Filter};
+use portico_query::search::search_rows;
+use serde_json::{json, Value};
+
+use crate::index::{Index, OrderKey};
+use crate::query::{self, FullTextFilter, OrderField, QueryFilter, QueryRequest, SortOrder};
+
+fn entity(name: &str, kind: &str, spec_type: &str, uid: &str) -> Value {
+    json!({
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": kind,
+        "metadata": { "name": name, "namespace": "default", "uid": uid, "tags": ["t"] },
+        "spec": { "type": spec_type },
+        "relations": [],
+    })
+}
+
+fn index_of(entities: &[Value]) -> Index {
+    let mut index = Index::default();
+    for entity in entities {
+        let entity_ref = format!(
+            "{}:default/{}",
+            entity["kind"].as_str().unwrap_or("").to_lowercase(),
+            entity["metadata"]["name"].as_str().unwrap_or("").to_lowercase()
+        );
+        let uid = entity["metadata"]["uid"].as_str().unwrap_or("");
+        index.upsert(&entity_ref, uid, Arc::from(entity.to_string()), search_rows(entity).unwrap());
+    }
+    index
+}
+
+fn names(items: &[Arc<str>]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| {
+            serde_json::from_str::<Value>(item).unwrap()["metadata"]["name"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn filter(text: &str) -> Option<Filter> {
+    parse_query_filters(&[text.to_owned()]).unwrap()
+}
+
+#[test]
+fn filters_use_lower_cased_values_and_updates_replace_postings() {
+    let mut index = index_of(&[
+        entity("a", "Component", "Service", "3"),
+        entity("b", "Component", "website", "2"),
+        entity("c", "API", "openapi", "1"),
+    ]);
+    assert_eq!(index.eval(filter("kind=component").as_ref()).len(), 2);
+    assert_eq!(index.eval(filter("spec.type=service").as_ref()).len(), 1);
+    assert_eq!(index.eval(filter("spec.type").as_ref()).len(), 3);
+
+    // Re-inserting an entity moves it between postings.
+    let changed = entity("a", "Component", "library", "3");
+    index.upsert("component:default/a", "3", Arc::from(changed.to_string()), search_rows(&changed).unwrap());
+    assert_eq!(index.eval(filter("spec.type=service").as_ref()).len(), 0);
+    assert_eq!(index.eval(filter("spec.type=library").as_ref()).len(), 1);
+    assert_eq!(index.len(), 3);
+
+    assert!(index.remove("component:default/a"));
+    assert_eq!(index.eval(filter("kind=component").as_ref()).len(), 1);
+    assert!(index.by_uid("3").is_none());
+    assert!(!index.remove("component:default/a"));
+}
+
+#[test]
+fn facets_group_by_original_spelling() {
+    let index = index_of(&[
+        entity("a", "Component", "Service", "1"),
+        entity("b", "Component", "service", "2"),
+        entity("c", "Component", "service", "3"),
+    ]);
+    let facet = index.facet("spec.type", &index.universe());
+    assert_eq!(facet, vec![("Service".to_owned(), 1), ("service".to_owned(), 2)]);
+}
+
+#[test]
+fn cursor_pages_cover_everything_once_in_both_directions() {
+    let entities: Vec<Value> = (0..57)
+        .map(|n| {
+            entity(
+                &format!("n{:02}", (n * 37) % 57),
+                "Component",
+                if n % 3 == 0 { "x" } else { "y" },
+                &format!("u{n:03}"),
+            )
+        })
+        .collect();
+    let index = index_of(&entities);
+    for order in [SortOrder::Asc, SortOrder::Desc] {
+        let mut seen = Vec::new();
+        let mut request = QueryRequest {
+            filter: QueryFilter::Params(vec!["spec.type=y".into()]),
+            order: Some(OrderField { field: "metadata.name".into(), order }),
+            limit: Some(5),
+            include_total: true,
+            ..QueryRequest::default()
+        };
+        let mut pages = Vec::new();
+        loop {
+            let page = query::query_entities(&index, request.clone()).unwrap();
+            assert_eq!(page.total_items, 38);
+            seen.extend(names(&page.items));
+            pages.push(page.clone());
+            match page.next_cursor {
+                Some(cursor) => {
+                    request = QueryRequest { cursor: Some(cursor), limit: Some(5), ..QueryRequest::default() }
+                }
+                None => break,
+            }
+        }
+        let mut expected: Vec<String> = seen.clone();
+        expected.sort();
+        if order == SortOrder::Desc {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}: sorted, each once");
+        assert_eq!(seen.len(), 38);
+
+        // Walking back from the last page yields the same pages in reverse.
+        let mut back = pages.last().unwrap().prev_cursor.clone();
+        let mut index_from_end = pages.len() - 1;
+        while let Some(cursor) = back {
+            index_from_end -= 1;
+            let page = query::query_entities(
+                &index,
+                QueryRequest { cursor: Some(cursor), limit: Some(5), ..QueryRequest::default() },
+            )
+            .unwrap();
+            assert_eq!(names(&page.items), names(&pages[index_from_end].items));
+            back = page.prev_cursor;
+        }
+        assert_eq!(index_from_end, 0, "prev cursors lead back to the first page");
+    }
+}
+
+#[test]
+fn ordering_drops_entities_without_the_field_and_full_text_matches_substrings() {
+    let mut with_title = entity("titled", "Component", "x", "1");
+    with_title["metadata"]["title"] = json!("Payments Gateway");
+    let index = index_of(&[with_title, entity("plain", "Component", "x", "2")]);
+    let page = query::query_entities(
+        &index,
+        QueryRequest {
+            order: Some(OrderField { field: "metadata.title".into(), order: SortOrder::Asc }),
+            include_total: true,
+            ..QueryRequest::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(names(&page.items), vec!["titled"]);
+    assert_eq!(page.total_items, 1);
+
+    let page = query::query_entities(
+        &index,
+        QueryRequest {
+            full_text: Some(FullTextFilter {
+                term: " GATE ".into(),
+                fields: Some(vec!["metadata.title".into()]),
+            }),
+            include_total: true,
+            ..QueryRequest::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(names(&page.items), vec!["titled"]);
+}
+
+#[test]
+fn default_order_is_by_uid_and_by_ref_when_paginating_lists() {
+    let index = index_of(&[entity("b", "Component", "x", "1"), entity("a", "Component", "x", "2")]);
+    let order = index.order(&OrderKey::Uid);
+    let (slots, _) = index.page(&order, &index.universe(), None, false, 0, 10);
+    let uids: Vec<&str> = slots.iter().map(|&slot| index.uid(slot).unwrap()).collect();
+    assert_eq!(uids, vec!["1", "2"]);
+    let page = query::list_entities(
+        &index,
+        &query::ListRequest { limit: Some(10), ..query::ListRequest::default() },
+    )
+    .unwrap();
+    assert_eq!(names(&page.items), vec!["a", "b"]);
+}
