@@ -86,11 +86,15 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// Like `dispatch!`, inside one transaction that commits when the body succeeds.
+///
+/// SQLite transactions take the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction
+/// that reads first cannot upgrade to writing once another connection has written, and fails with
+/// "database is locked" at once instead of waiting out the busy timeout.
 macro_rules! transaction {
     ($store:expr, $tx:ident => $body:expr) => {
         match &$store.backend {
             $crate::Backend::Sqlite(pool) => {
-                let mut $tx = pool.begin().await?;
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let result = $body;
                 $tx.commit().await?;
                 result

@@ -226,7 +226,7 @@ impl Store {
                             .await?;
                     }
                     Outcome::Failed { result_hash, errors } => {
-                        sqlx::query(
+                        let updated = sqlx::query(
                             "UPDATE refresh_state SET result_hash = $1, errors = $2, lease_until = 0
                              WHERE entity_id = $3",
                         )
@@ -235,10 +235,12 @@ impl Store {
                         .bind(&outcome.entity_id)
                         .execute(&mut *tx)
                         .await?;
-                        stitch.insert(outcome.entity_ref.clone());
+                        if updated.rows_affected() > 0 {
+                            stitch.insert(outcome.entity_ref.clone());
+                        }
                     }
                     Outcome::Succeeded { result_hash, processed, relations: own, children: kids } => {
-                        sqlx::query(
+                        let updated = sqlx::query(
                             "UPDATE refresh_state
                              SET result_hash = $1, errors = NULL, processed_entity = $2, lease_until = 0
                              WHERE entity_id = $3",
@@ -248,6 +250,12 @@ impl Store {
                         .bind(&outcome.entity_id)
                         .execute(&mut *tx)
                         .await?;
+                        // Deleted while it was being processed (its id is gone even if the ref has
+                        // come back): drop the result, or its relations and children would
+                        // hang off an entity that no longer exists.
+                        if updated.rows_affected() == 0 {
+                            continue;
+                        }
                         stitch.insert(outcome.entity_ref.clone());
                         succeeded_ids.push(&outcome.entity_id);
                         for relation in own {
@@ -353,70 +361,89 @@ macro_rules! upsert_unprocessed {
         let mut ordered: Vec<&DeferredEntity> = unique.into_values().collect();
         ordered.sort_by(|a, b| a.entity_ref.cmp(&b.entity_ref));
         for chunk in ordered.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT entity_ref, unprocessed_hash, location_key FROM refresh_state WHERE entity_ref IN ({})",
-                placeholders(chunk.len(), 1)
-            );
-            let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
-            for entity in chunk {
-                query = query.bind(&entity.entity_ref);
-            }
-            let existing: HashMap<String, (String, Option<String>)> = query
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(|(entity_ref, hash, key)| (entity_ref, (hash, key)))
-                .collect();
-            let mut inserts: Vec<&DeferredEntity> = Vec::new();
-            for entity in chunk {
-                match existing.get(&entity.entity_ref) {
-                    None => inserts.push(entity),
-                    Some((_, Some(key))) if entity.location_key.as_deref() != Some(key.as_str()) => {
-                        conflicts.push(crate::processing::Conflict {
-                            entity_ref: entity.entity_ref.clone(),
-                            existing_location_key: Some(key.clone()),
-                            new_location_key: entity.location_key.clone(),
-                        });
-                        continue;
+            // Usually one round. On PostgreSQL a concurrent transaction may insert a ref between
+            // our SELECT and INSERT; the INSERT then skips it and the next round sees that row
+            // and applies the conflict rule to it.
+            let mut pending: Vec<&DeferredEntity> = chunk.to_vec();
+            while !pending.is_empty() {
+                let sql = format!(
+                    "SELECT entity_ref, unprocessed_hash, location_key FROM refresh_state WHERE entity_ref IN ({})",
+                    placeholders(pending.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
+                for entity in &pending {
+                    query = query.bind(&entity.entity_ref);
+                }
+                let existing: HashMap<String, (String, Option<String>)> = query
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .map(|(entity_ref, hash, key)| (entity_ref, (hash, key)))
+                    .collect();
+                let mut inserts: Vec<&DeferredEntity> = Vec::new();
+                for entity in pending {
+                    match existing.get(&entity.entity_ref) {
+                        None => {
+                            inserts.push(entity);
+                            continue;
+                        }
+                        Some((_, Some(key))) if entity.location_key.as_deref() != Some(key.as_str()) => {
+                            conflicts.push(crate::processing::Conflict {
+                                entity_ref: entity.entity_ref.clone(),
+                                existing_location_key: Some(key.clone()),
+                                new_location_key: entity.location_key.clone(),
+                            });
+                            continue;
+                        }
+                        Some((hash, key)) => {
+                            if *hash != entity.hash || *key != entity.location_key {
+                                sqlx::query(
+                                    "UPDATE refresh_state
+                                     SET unprocessed_entity = $1, unprocessed_hash = $2, location_key = $3,
+                                         next_update_at = $4
+                                     WHERE entity_ref = $5",
+                                )
+                                .bind(&entity.entity)
+                                .bind(&entity.hash)
+                                .bind(&entity.location_key)
+                                .bind($now)
+                                .bind(&entity.entity_ref)
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                        }
                     }
-                    Some((hash, key)) => {
-                        if *hash != entity.hash || *key != entity.location_key {
-                            sqlx::query(
-                                "UPDATE refresh_state
-                                 SET unprocessed_entity = $1, unprocessed_hash = $2, location_key = $3,
-                                     next_update_at = $4
-                                 WHERE entity_ref = $5",
-                            )
+                    accepted.push(entity.entity_ref.clone());
+                }
+                pending = Vec::new();
+                if !inserts.is_empty() {
+                    let sql = format!(
+                        "INSERT INTO refresh_state
+                         (entity_id, entity_ref, unprocessed_entity, unprocessed_hash, location_key, next_update_at)
+                         VALUES {}
+                         ON CONFLICT (entity_ref) DO NOTHING RETURNING entity_ref",
+                        value_tuples(inserts.len(), 6, 1)
+                    );
+                    let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                    for entity in &inserts {
+                        query = query
+                            .bind(uuid::Uuid::new_v4().to_string())
+                            .bind(&entity.entity_ref)
                             .bind(&entity.entity)
                             .bind(&entity.hash)
                             .bind(&entity.location_key)
-                            .bind($now)
-                            .bind(&entity.entity_ref)
-                            .execute(&mut **tx)
-                            .await?;
+                            .bind($now);
+                    }
+                    let inserted: HashSet<String> =
+                        query.fetch_all(&mut **tx).await?.into_iter().map(|(entity_ref,)| entity_ref).collect();
+                    for entity in inserts {
+                        if inserted.contains(&entity.entity_ref) {
+                            accepted.push(entity.entity_ref.clone());
+                        } else {
+                            pending.push(entity);
                         }
                     }
                 }
-                accepted.push(entity.entity_ref.clone());
-            }
-            if !inserts.is_empty() {
-                let sql = format!(
-                    "INSERT INTO refresh_state
-                     (entity_id, entity_ref, unprocessed_entity, unprocessed_hash, location_key, next_update_at)
-                     VALUES {}",
-                    value_tuples(inserts.len(), 6, 1)
-                );
-                let mut query = sqlx::query(&sql);
-                for entity in &inserts {
-                    query = query
-                        .bind(uuid::Uuid::new_v4().to_string())
-                        .bind(&entity.entity_ref)
-                        .bind(&entity.entity)
-                        .bind(&entity.hash)
-                        .bind(&entity.location_key)
-                        .bind($now);
-                }
-                query.execute(&mut **tx).await?;
             }
         }
         (accepted, conflicts)
@@ -428,10 +455,12 @@ pub(crate) use upsert_unprocessed;
 macro_rules! enqueue_stitch {
     ($tx:expr, $refs:expr) => {{
         let tx = $tx;
-        let refs: Vec<&String> = $refs.iter().collect();
+        let mut refs: Vec<&String> = $refs.iter().collect();
+        // The same row order in every writer, so concurrent transactions do not deadlock on it.
+        refs.sort_unstable();
         for chunk in refs.chunks(CHUNK) {
             let sql = format!(
-                "INSERT INTO stitch_queue (entity_ref) VALUES {} ON CONFLICT (entity_ref) DO NOTHING",
+                "INSERT INTO stitch_queue (entity_ref) VALUES {} ON CONFLICT (entity_ref) DO UPDATE SET pending = 1",
                 value_tuples(chunk.len(), 1, 1)
             );
             let mut query = sqlx::query(&sql);

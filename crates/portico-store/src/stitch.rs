@@ -53,7 +53,8 @@ pub struct Changes {
 
 impl Store {
     /// Reads up to `limit` queued refs with their stitch inputs. Refs stay queued until
-    /// `write_stitched` removes them, so a crash in between only means stitching again.
+    /// `write_stitched` removes them, so a crash in between only means stitching again; a ref
+    /// queued again after this read stays queued through that `write_stitched`.
     pub async fn stitch_inputs(&self, limit: usize) -> Result<Vec<StitchInput>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let inputs = dispatch!(self, pool => {
@@ -67,6 +68,13 @@ impl Store {
             let mut inputs = Vec::with_capacity(refs.len());
             for chunk in refs.chunks(CHUNK) {
                 let list = placeholders(chunk.len(), 1);
+                // Before reading any state: an enqueue after this sets `pending` again.
+                let sql = format!("UPDATE stitch_queue SET pending = 0 WHERE entity_ref IN ({list})");
+                let mut query = sqlx::query(&sql);
+                for entity_ref in chunk {
+                    query = query.bind(entity_ref);
+                }
+                query.execute(&mut *conn).await?;
                 macro_rules! fetch {
                     ($sql:expr, $row:ty) => {{
                         let sql = format!($sql, list = list);
@@ -124,7 +132,8 @@ impl Store {
         Ok(inputs)
     }
 
-    /// Stores final entities, deletes the finals of entities that are gone, and dequeues `done`.
+    /// Stores final entities, deletes the finals of entities that are gone, and dequeues `done`
+    /// (except refs queued again since `stitch_inputs` read them).
     /// Evaluates to the new change sequence number.
     pub async fn write_stitched(
         &self,
@@ -135,6 +144,22 @@ impl Store {
         let seq = transaction!(self, tx => {
             let tx = &mut tx;
             let seq = next_seq!(tx);
+            // Only entities that still exist under the id the stitcher read: one deleted since
+            // (perhaps re-created under a new id) must not get its final entity back. Taking the
+            // sequence number first orders this read after any deletion that is committing.
+            let mut live: HashSet<String> = HashSet::new();
+            for chunk in writes.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT entity_id FROM refresh_state WHERE entity_id IN ({})",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for write in chunk {
+                    query = query.bind(&write.entity_id);
+                }
+                live.extend(query.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
+            }
+            let writes: Vec<&FinalWrite> = writes.iter().filter(|write| live.contains(&write.entity_id)).collect();
             for chunk in writes.chunks(CHUNK) {
                 let sql = format!(
                     "INSERT INTO final_entities (entity_ref, entity_id, final_entity, hash, seq) VALUES {}
@@ -166,7 +191,7 @@ impl Store {
             delete_final!(tx, &gone, seq);
             for chunk in done.chunks(CHUNK) {
                 let sql = format!(
-                    "DELETE FROM stitch_queue WHERE entity_ref IN ({})",
+                    "DELETE FROM stitch_queue WHERE entity_ref IN ({}) AND pending = 0",
                     placeholders(chunk.len(), 1)
                 );
                 let mut query = sqlx::query(&sql);

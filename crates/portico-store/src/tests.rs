@@ -1,1 +1,1305 @@
+//! Store contract tests: one suite over the public `Store` API.
+//!
+//! Every test runs three times, on a fresh in-memory SQLite database, a fresh SQLite file and a
+//! fresh PostgreSQL database (`portico_testing::fresh_database`: a private server started once
+//! per process, or `PORTICO_TEST_POSTGRES_URL`). `contract_tests!` turns each `async fn name(db)`
+//! below into `name::sqlite_memory`, `name::sqlite_file` and `name::postgres`.
+//!
+//! The helpers play the engine's part in miniature: `process_all` claims and processes whatever
+//! is due, each entity emitting the children a tree table gives it; `stitch_all` drains the
+//! stitch queue the way the real stitcher does.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::{
+    AncestryItem, ClaimedEntity, Conflict, DatabaseConfig, DeferredEntity, Error, FinalWrite, LocationRow,
+    Outcome, ProcessOutcome, ProviderMutation, RelationRow, StitchState, Store, StoreCounts,
+};
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    SqliteMemory,
+    SqliteFile,
+    Postgres,
+}
+
+/// A fresh, migrated database for one test.
+struct Db {
+    store: Store,
+    backend: Backend,
+    config: DatabaseConfig,
+    _dir: Option<TempDir>,
+}
+
+impl Db {
+    /// `None` when the backend is unavailable here (PostgreSQL missing and not required).
+    async fn open(backend: Backend) -> Option<Db> {
+        let (config, dir) = match backend {
+            Backend::SqliteMemory => (DatabaseConfig::Sqlite { path: None }, None),
+            Backend::SqliteFile => {
+                let dir = tempfile::tempdir().unwrap();
+                (DatabaseConfig::Sqlite { path: Some(dir.path().join("catalog.db")) }, Some(dir))
+            }
+            Backend::Postgres => {
+                (DatabaseConfig::Postgres { url: portico_testing::fresh_database().await? }, None)
+            }
+        };
+        let store = Store::open(&config).await.unwrap();
+        Some(Db { store, backend, config, _dir: dir })
+    }
+
+    /// An independent pool on the same database, as a second replica would have. The in-memory
+    /// database lives in its single connection, so there it is the same pool.
+    async fn replica(&self) -> Store {
+        match self.backend {
+            Backend::SqliteMemory => self.store.clone(),
+            Backend::SqliteFile | Backend::Postgres => Store::connect(&self.config).await.unwrap(),
+        }
+    }
+}
+
+async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(db) = Db::open(backend).await {
+        test(db).await;
+    }
+}
+
+macro_rules! contract_tests {
+    ($($name:ident)*) => {$(
+        mod $name {
+            use super::{run, Backend};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_memory() {
+                run(Backend::SqliteMemory, super::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_file() {
+                run(Backend::SqliteFile, super::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres, super::$name).await;
+            }
+        }
+    )*};
+}
+
+contract_tests! {
+    locations_are_listed_in_id_order_and_found_by_id_or_target
+    registering_the_same_type_and_target_twice_is_rejected
+    deleting_a_location_returns_it_and_unknown_ids_are_not_found
+
+    full_mutation_replaces_everything_the_provider_roots
+    delta_mutation_adds_and_removes_roots
+    removing_a_root_deletes_every_descendant_nothing_else_emits
+    unchanged_input_is_not_due_again_and_changed_input_is_due_at_once
+    last_occurrence_of_a_ref_in_one_batch_wins
+
+    conflicting_location_key_keeps_first_owner
+    conflicting_child_is_not_adopted_by_a_second_parent
+
+    claimed_entity_is_not_claimed_again_while_leased
+    expired_lease_makes_an_entity_claimable_again
+    claim_due_respects_the_limit
+    expiring_all_leases_makes_claimed_entities_claimable_at_once
+    concurrent_claimers_never_get_the_same_entity
+
+    successful_result_stores_processed_entity_relations_and_children
+    failed_result_keeps_last_processed_entity_and_records_errors
+    reprocessing_replaces_relations_and_orphans_children_no_longer_emitted
+    unchanged_result_only_releases_the_lease
+    result_for_an_entity_deleted_during_processing_is_dropped
+
+    stitch_queue_keeps_refs_until_they_are_written
+    change_written_while_a_stitch_is_in_flight_is_stitched_again
+    entity_deleted_while_a_stitch_is_in_flight_gets_no_final_entity
+    racing_stitchers_can_leave_an_older_result
+    stitch_input_of_a_deleted_entity_has_no_state
+    change_feed_reports_upserts_and_deletes_in_sequence
+    final_entities_page_paginates_in_ref_order
+
+    delete_orphans_removes_orphans_with_their_descendants
+    delete_entity_by_uid_removes_it_and_makes_its_parents_reprocess
+    deleting_an_entity_restitches_its_relation_peers
+
+    refresh_makes_the_entity_and_its_location_ancestors_due
+    refresh_of_an_unknown_or_orphaned_entity_is_refused
+    ancestry_lists_the_entity_then_its_emitters_breadth_first
+    ancestry_and_refresh_stop_at_emitter_cycles
+
+    migrations_go_up_down_and_up_again
+    migrating_again_or_from_a_second_replica_is_a_no_op
+    concurrent_writers_all_succeed
+    providers_racing_to_add_the_same_refs_leave_one_owner_each
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn location(id: &str, kind: &str, target: &str) -> LocationRow {
+    LocationRow {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        target: target.to_owned(),
+        entity_ref: format!("location:default/generated-{id}"),
+    }
+}
+
+/// An unprocessed entity owned by no location key.
+fn entity(entity_ref: &str) -> DeferredEntity {
+    version(entity_ref, None, "v1")
+}
+
+fn version(entity_ref: &str, location_key: Option<&str>, version: &str) -> DeferredEntity {
+    DeferredEntity {
+        entity_ref: entity_ref.to_owned(),
+        entity: format!(r#"{{"ref":"{entity_ref}","version":"{version}"}}"#),
+        hash: format!("{entity_ref}@{version}"),
+        location_key: location_key.map(str::to_owned),
+    }
+}
+
+fn add(entities: &[&str]) -> ProviderMutation {
+    ProviderMutation::Delta { added: entities.iter().map(|r| entity(r)).collect(), removed: Vec::new() }
+}
+
+fn remove(entity_refs: &[&str]) -> ProviderMutation {
+    ProviderMutation::Delta {
+        added: Vec::new(),
+        removed: entity_refs.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+fn relation(source: &str, kind: &str, target: &str) -> RelationRow {
+    RelationRow { source: source.to_owned(), kind: kind.to_owned(), target: target.to_owned() }
+}
+
+fn processed_body(claimed: &ClaimedEntity) -> String {
+    format!(r#"{{"processed":{}}}"#, claimed.unprocessed_entity)
+}
+
+fn succeeded(
+    claimed: &ClaimedEntity,
+    children: Vec<DeferredEntity>,
+    relations: Vec<RelationRow>,
+) -> ProcessOutcome {
+    let child_refs: Vec<&str> = children.iter().map(|child| child.hash.as_str()).collect();
+    ProcessOutcome {
+        entity_id: claimed.entity_id.clone(),
+        entity_ref: claimed.entity_ref.clone(),
+        outcome: Outcome::Succeeded {
+            result_hash: format!("{}|{child_refs:?}|{relations:?}", claimed.unprocessed_entity),
+            processed: processed_body(claimed),
+            relations,
+            children,
+        },
+    }
+}
+
+fn outcome(claimed: &ClaimedEntity, outcome: Outcome) -> ProcessOutcome {
+    ProcessOutcome { entity_id: claimed.entity_id.clone(), entity_ref: claimed.entity_ref.clone(), outcome }
+}
+
+/// Claims everything due (one hour interval, one minute lease), refs sorted.
+async fn claim(store: &Store) -> Vec<ClaimedEntity> {
+    let mut claimed = store.claim_due(10_000, HOUR, MINUTE).await.unwrap();
+    claimed.sort_by(|a, b| a.entity_ref.cmp(&b.entity_ref));
+    claimed
+}
+
+fn refs_of(claimed: &[ClaimedEntity]) -> Vec<&str> {
+    claimed.iter().map(|claimed| claimed.entity_ref.as_str()).collect()
+}
+
+/// Claims the single due entity, which must be `entity_ref`.
+async fn claim_only(store: &Store, entity_ref: &str) -> ClaimedEntity {
+    let mut claimed = claim(store).await;
+    assert_eq!(refs_of(&claimed), [entity_ref]);
+    claimed.remove(0)
+}
+
+/// Processes until nothing is due; each entity emits the children `tree` lists for it and no
+/// relations. Evaluates to entity ids by ref.
+async fn process_all(store: &Store, tree: &[(&str, &[&str])]) -> BTreeMap<String, String> {
+    let mut ids = BTreeMap::new();
+    loop {
+        let claimed = claim(store).await;
+        if claimed.is_empty() {
+            return ids;
+        }
+        let outcomes: Vec<ProcessOutcome> = claimed
+            .iter()
+            .map(|claimed| {
+                let children = tree
+                    .iter()
+                    .filter(|(parent, _)| *parent == claimed.entity_ref)
+                    .flat_map(|(_, children)| children.iter().map(|child| entity(child)))
+                    .collect();
+                succeeded(claimed, children, Vec::new())
+            })
+            .collect();
+        let summary = store.write_results(&outcomes).await.unwrap();
+        assert_eq!(summary.conflicts, []);
+        for claimed in claimed {
+            ids.insert(claimed.entity_ref, claimed.entity_id);
+        }
+    }
+}
+
+/// What `stitch_all` stores as the final entity.
+fn final_text(state: &StitchState) -> Option<String> {
+    let processed = state.processed.as_deref()?;
+    let orphan = if state.has_parents { "" } else { " orphan" };
+    let errors = state.errors.as_deref().map(|errors| format!(" errors={errors}")).unwrap_or_default();
+    Some(format!("{processed} relations={:?}{orphan}{errors}", state.relations))
+}
+
+/// Drains the stitch queue like the engine's stitcher. Evaluates to the sequence number after.
+async fn stitch_all(store: &Store) -> i64 {
+    loop {
+        let inputs = store.stitch_inputs(2).await.unwrap();
+        if inputs.is_empty() {
+            return store.current_seq().await.unwrap();
+        }
+        let (mut writes, mut gone, mut done) = (Vec::new(), Vec::new(), Vec::new());
+        for input in inputs {
+            done.push(input.entity_ref.clone());
+            let Some(state) = input.state else {
+                gone.push(input.entity_ref);
+                continue;
+            };
+            let Some(text) = final_text(&state) else { continue };
+            if state.final_hash.as_deref() != Some(text.as_str()) {
+                writes.push(FinalWrite {
+                    entity_ref: input.entity_ref,
+                    entity_id: state.entity_id,
+                    final_entity: text.clone(),
+                    hash: text,
+                });
+            }
+        }
+        store.write_stitched(&writes, &gone, &done).await.unwrap();
+    }
+}
+
+/// Every final entity, by ref.
+async fn finals(store: &Store) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    let mut after = String::new();
+    loop {
+        let page = store.final_entities_page(&after, 3).await.unwrap();
+        let Some(last) = page.last() else { return all };
+        after = last.entity_ref.clone();
+        all.extend(page.into_iter().map(|row| (row.entity_ref, row.final_entity)));
+    }
+}
+
+/// Refs waiting in the stitch queue, without dequeuing them.
+async fn queued(store: &Store) -> Vec<String> {
+    store.stitch_inputs(10_000).await.unwrap().into_iter().map(|input| input.entity_ref).collect()
+}
+
+async fn exists(store: &Store, entity_ref: &str) -> bool {
+    !store.ancestry(entity_ref).await.unwrap().is_empty()
+}
+
+fn sorted(mut refs: Vec<String>) -> Vec<String> {
+    refs.sort();
+    refs
+}
+
+fn strings(refs: &[&str]) -> Vec<String> {
+    refs.iter().map(|r| (*r).to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locations
+
+async fn locations_are_listed_in_id_order_and_found_by_id_or_target(db: Db) {
+    let store = &db.store;
+    assert_eq!(store.list_locations().await.unwrap(), []);
+    let b = location("b", "url", "https://example.com/b.yaml");
+    let a = location("a", "file", "/catalog/a.yaml");
+    store.insert_location(&b).await.unwrap();
+    store.insert_location(&a).await.unwrap();
+
+    assert_eq!(store.list_locations().await.unwrap(), [a.clone(), b.clone()]);
+    assert_eq!(store.location("b").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.location("missing").await.unwrap(), None);
+    assert_eq!(store.location_by_target("url", "https://example.com/b.yaml").await.unwrap(), Some(b));
+    assert_eq!(store.location_by_target("file", "https://example.com/b.yaml").await.unwrap(), None);
+}
+
+async fn registering_the_same_type_and_target_twice_is_rejected(db: Db) {
+    let store = &db.store;
+    store.insert_location(&location("a", "url", "https://example.com/x.yaml")).await.unwrap();
+
+    let error = store.insert_location(&location("b", "url", "https://example.com/x.yaml")).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::LocationExists { kind, target } if kind == "url" && target == "https://example.com/x.yaml"),
+        "{error:?}"
+    );
+    // Another type with the same target is a different location.
+    store.insert_location(&location("c", "file", "https://example.com/x.yaml")).await.unwrap();
+    let ids: Vec<String> = store.list_locations().await.unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(ids, ["a", "c"]);
+}
+
+async fn deleting_a_location_returns_it_and_unknown_ids_are_not_found(db: Db) {
+    let store = &db.store;
+    let a = location("a", "url", "https://example.com/x.yaml");
+    store.insert_location(&a).await.unwrap();
+
+    assert_eq!(store.delete_location("a").await.unwrap(), a);
+    assert_eq!(store.list_locations().await.unwrap(), []);
+    let error = store.delete_location("a").await.unwrap_err();
+    assert!(matches!(&error, Error::LocationNotFound { id } if id == "a"), "{error:?}");
+    // The target is free again.
+    store.insert_location(&a).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider mutations
+
+async fn full_mutation_replaces_everything_the_provider_roots(db: Db) {
+    let store = &db.store;
+    let full = |refs: &[&str]| ProviderMutation::Full { entities: refs.iter().map(|r| entity(r)).collect() };
+
+    let summary =
+        store.apply_mutation("p", full(&["component:default/a", "component:default/b"])).await.unwrap();
+    assert_eq!((summary.conflicts, summary.deleted), (vec![], vec![]));
+    // Another provider's roots are not touched by p's full mutations.
+    store.apply_mutation("q", add(&["component:default/q"])).await.unwrap();
+
+    let summary =
+        store.apply_mutation("p", full(&["component:default/b", "component:default/c"])).await.unwrap();
+    assert_eq!(summary.deleted, ["component:default/a"]);
+    assert!(!exists(store, "component:default/a").await);
+    assert!(store.has_parents("component:default/b").await.unwrap());
+    assert!(store.has_parents("component:default/c").await.unwrap());
+
+    let summary = store.apply_mutation("p", full(&[])).await.unwrap();
+    assert_eq!(sorted(summary.deleted), ["component:default/b", "component:default/c"]);
+    assert!(exists(store, "component:default/q").await);
+    assert_eq!(store.counts().await.unwrap().refresh_state, 1);
+}
+
+async fn delta_mutation_adds_and_removes_roots(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "component:default/b"])).await.unwrap();
+
+    let summary = store
+        .apply_mutation(
+            "p",
+            ProviderMutation::Delta {
+                added: vec![entity("component:default/c")],
+                removed: strings(&["component:default/a", "component:default/never-added"]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.deleted, ["component:default/a"]);
+    assert!(!exists(store, "component:default/a").await);
+    assert!(exists(store, "component:default/b").await);
+    assert!(exists(store, "component:default/c").await);
+
+    // Removing a ref another provider roots only drops this provider's claim.
+    store.apply_mutation("q", add(&["component:default/b"])).await.unwrap();
+    let summary = store.apply_mutation("p", remove(&["component:default/b"])).await.unwrap();
+    assert_eq!(summary.deleted, Vec::<String>::new());
+    assert!(store.has_parents("component:default/b").await.unwrap());
+}
+
+async fn removing_a_root_deletes_every_descendant_nothing_else_emits(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    // `shared` is also rooted by provider q, so it survives.
+    store.apply_mutation("q", add(&["component:default/shared"])).await.unwrap();
+    process_all(
+        store,
+        &[
+            ("location:default/root", &["location:default/child", "component:default/a"]),
+            ("location:default/child", &["component:default/b", "component:default/shared"]),
+        ],
+    )
+    .await;
+    let seq = stitch_all(store).await;
+    assert_eq!(finals(store).await.len(), 5);
+
+    let summary = store.apply_mutation("p", remove(&["location:default/root"])).await.unwrap();
+    let expected =
+        ["component:default/a", "component:default/b", "location:default/child", "location:default/root"];
+    assert_eq!(sorted(summary.deleted), expected);
+    assert!(exists(store, "component:default/shared").await);
+    assert_eq!(store.counts().await.unwrap().refresh_state, 1);
+
+    // The finals went in the same transaction, and the change feed says so.
+    let changes = store.changes_since(seq).await.unwrap();
+    assert_eq!(sorted(changes.deletes), expected);
+    assert_eq!(finals(store).await.into_keys().collect::<Vec<_>>(), ["component:default/shared"]);
+}
+
+async fn unchanged_input_is_not_due_again_and_changed_input_is_due_at_once(db: Db) {
+    let store = &db.store;
+    let with = |v: &str| ProviderMutation::Delta {
+        added: vec![version("component:default/a", None, v)],
+        removed: Vec::new(),
+    };
+    store.apply_mutation("p", with("v1")).await.unwrap();
+    let a = claim_only(store, "component:default/a").await;
+    store.write_results(&[succeeded(&a, vec![], vec![])]).await.unwrap();
+
+    store.apply_mutation("p", with("v1")).await.unwrap();
+    assert_eq!(refs_of(&claim(store).await), Vec::<&str>::new());
+
+    store.apply_mutation("p", with("v2")).await.unwrap();
+    let claimed = claim_only(store, "component:default/a").await;
+    assert!(claimed.unprocessed_entity.contains("v2"), "{}", claimed.unprocessed_entity);
+}
+
+async fn last_occurrence_of_a_ref_in_one_batch_wins(db: Db) {
+    let store = &db.store;
+    let added =
+        vec![version("component:default/a", None, "first"), version("component:default/a", None, "second")];
+    store.apply_mutation("p", ProviderMutation::Delta { added, removed: Vec::new() }).await.unwrap();
+
+    let claimed = claim_only(store, "component:default/a").await;
+    assert!(claimed.unprocessed_entity.contains("second"), "{}", claimed.unprocessed_entity);
+    assert_eq!(store.counts().await.unwrap().refresh_state, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conflicts (first location key wins)
+
+async fn conflicting_location_key_keeps_first_owner(db: Db) {
+    let store = &db.store;
+    let by = |key: &str, v: &str| ProviderMutation::Delta {
+        added: vec![version("component:default/a", Some(key), v)],
+        removed: Vec::new(),
+    };
+    let summary = store.apply_mutation("one", by("url:one", "from-one")).await.unwrap();
+    assert_eq!(summary.conflicts, []);
+
+    let summary = store.apply_mutation("two", by("url:two", "from-two")).await.unwrap();
+    assert_eq!(
+        summary.conflicts,
+        [Conflict {
+            entity_ref: "component:default/a".into(),
+            existing_location_key: Some("url:one".into()),
+            new_location_key: Some("url:two".into()),
+        }]
+    );
+    let claimed = claim_only(store, "component:default/a").await;
+    assert!(claimed.unprocessed_entity.contains("from-one"), "{}", claimed.unprocessed_entity);
+
+    // The loser holds no claim: when the owner lets go the entity is deleted, and then the
+    // other provider can take it.
+    let summary = store.apply_mutation("one", remove(&["component:default/a"])).await.unwrap();
+    assert_eq!(summary.deleted, ["component:default/a"]);
+    let summary = store.apply_mutation("two", by("url:two", "from-two")).await.unwrap();
+    assert_eq!(summary.conflicts, []);
+    let claimed = claim_only(store, "component:default/a").await;
+    assert!(claimed.unprocessed_entity.contains("from-two"), "{}", claimed.unprocessed_entity);
+}
+
+async fn conflicting_child_is_not_adopted_by_a_second_parent(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/one", "location:default/two"])).await.unwrap();
+    let claimed = claim(store).await;
+    let [one, two] = &claimed[..] else { panic!("claimed {:?}", refs_of(&claimed)) };
+
+    let child = |key: &str, v: &str| vec![version("component:default/x", Some(key), v)];
+    let summary = store.write_results(&[succeeded(one, child("url:one", "v1"), vec![])]).await.unwrap();
+    assert_eq!(summary.conflicts, []);
+    let summary = store.write_results(&[succeeded(two, child("url:two", "v1"), vec![])]).await.unwrap();
+    assert_eq!(
+        summary.conflicts,
+        [Conflict {
+            entity_ref: "component:default/x".into(),
+            existing_location_key: Some("url:one".into()),
+            new_location_key: Some("url:two".into()),
+        }]
+    );
+    assert_eq!(
+        store.ancestry("component:default/x").await.unwrap()[0],
+        AncestryItem {
+            entity_ref: "component:default/x".into(),
+            parent_refs: strings(&["location:default/one"]),
+        }
+    );
+
+    // The owner may update its child.
+    store.make_due(&["location:default/one"]).await.unwrap();
+    let claimed = claim(store).await;
+    let [x, one] = &claimed[..] else { panic!("claimed {:?}", refs_of(&claimed)) };
+    let results = [outcome(x, Outcome::Unchanged), succeeded(one, child("url:one", "v2"), vec![])];
+    let summary = store.write_results(&results).await.unwrap();
+    assert_eq!(summary.conflicts, []);
+    let x = claim(store).await.into_iter().find(|c| c.entity_ref == "component:default/x").unwrap();
+    assert!(x.unprocessed_entity.contains("v2"), "{}", x.unprocessed_entity);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims and leases
+
+async fn claimed_entity_is_not_claimed_again_while_leased(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "component:default/b"])).await.unwrap();
+    // A zero interval keeps them due, so only the lease holds them back.
+    let claimed = store.claim_due(10, 0, HOUR).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(store.claim_due(10, 0, HOUR).await.unwrap().len(), 0);
+
+    // Writing a result releases the lease.
+    let a = claimed.iter().find(|c| c.entity_ref == "component:default/a").unwrap();
+    store.write_results(&[outcome(a, Outcome::Unchanged)]).await.unwrap();
+    assert_eq!(refs_of(&store.claim_due(10, 0, HOUR).await.unwrap()), ["component:default/a"]);
+}
+
+async fn expired_lease_makes_an_entity_claimable_again(db: Db) {
+    let store = &db.store;
+    // Long enough that a slow machine does not see the lease expire between the first two claims.
+    let lease = 2_000;
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+    assert_eq!(store.claim_due(10, HOUR, lease).await.unwrap().len(), 1);
+    assert_eq!(store.claim_due(10, HOUR, lease).await.unwrap().len(), 0);
+
+    // The claimer never wrote a result (it died): once the lease has passed the entity is due
+    // at once, not an interval later.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(refs_of(&store.claim_due(10, HOUR, lease).await.unwrap()), ["component:default/a"]);
+}
+
+async fn claim_due_respects_the_limit(db: Db) {
+    let store = &db.store;
+    let refs: Vec<String> = (0..5).map(|i| format!("component:default/e{i}")).collect();
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    store.apply_mutation("p", add(&refs)).await.unwrap();
+
+    assert_eq!(store.claim_due(2, HOUR, MINUTE).await.unwrap().len(), 2);
+    assert_eq!(store.claim_due(10, HOUR, MINUTE).await.unwrap().len(), 3);
+    assert_eq!(store.claim_due(10, HOUR, MINUTE).await.unwrap().len(), 0);
+}
+
+async fn expiring_all_leases_makes_claimed_entities_claimable_at_once(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "component:default/b"])).await.unwrap();
+    let claimed = claim(store).await;
+    assert_eq!(claimed.len(), 2);
+    // `a` finished its pass, `b` was still in flight when the process died.
+    store.write_results(&[outcome(&claimed[0], Outcome::Unchanged)]).await.unwrap();
+    assert_eq!(claim(store).await.len(), 0);
+
+    store.expire_all_leases().await.unwrap();
+    assert_eq!(refs_of(&claim(store).await), ["component:default/b"]);
+}
+
+async fn concurrent_claimers_never_get_the_same_entity(db: Db) {
+    let refs: Vec<String> = (0..300).map(|i| format!("component:default/e{i:03}")).collect();
+    let added = refs.iter().map(|r| entity(r)).collect();
+    db.store.apply_mutation("p", ProviderMutation::Delta { added, removed: Vec::new() }).await.unwrap();
+
+    let mut claimers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = db.replica().await;
+        claimers.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store.claim_due(7, HOUR, MINUTE).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|c| c.entity_ref));
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(mine) = claimers.join_next().await {
+        all.extend(mine.unwrap());
+    }
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "an entity was claimed twice");
+    assert_eq!(sorted(all), refs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing results
+
+async fn successful_result_stores_processed_entity_relations_and_children(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    let root = claim_only(store, "location:default/root").await;
+    let summary = store
+        .write_results(&[succeeded(
+            &root,
+            vec![entity("component:default/a"), entity("component:default/b")],
+            vec![
+                relation("location:default/root", "hasPart", "component:default/a"),
+                relation("location:default/root", "hasPart", "component:default/a"),
+                relation("location:default/root", "hasPart", "component:default/b"),
+            ],
+        )])
+        .await
+        .unwrap();
+    assert_eq!(summary.conflicts, []);
+    assert_eq!(store.counts().await.unwrap().relations, 3);
+
+    let inputs = store.stitch_inputs(100).await.unwrap();
+    let by_ref: HashMap<&str, &StitchState> =
+        inputs.iter().map(|input| (input.entity_ref.as_str(), input.state.as_ref().unwrap())).collect();
+    let mut keys: Vec<&str> = by_ref.keys().copied().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["component:default/a", "component:default/b", "location:default/root"]);
+
+    let state = by_ref["location:default/root"];
+    assert_eq!(state.entity_id, root.entity_id);
+    assert_eq!(state.processed.as_deref(), Some(processed_body(&root).as_str()));
+    assert_eq!(state.errors, None);
+    assert!(state.has_parents);
+    // Distinct and sorted.
+    let has_part = |target: &str| ("hasPart".to_owned(), target.to_owned());
+    assert_eq!(state.relations, [has_part("component:default/a"), has_part("component:default/b")]);
+    assert_eq!(state.final_hash, None);
+
+    // Children are parented, unprocessed (invisible until processed) and due at once.
+    let child = by_ref["component:default/a"];
+    assert!(child.has_parents);
+    assert_eq!(child.processed, None);
+    assert_eq!(refs_of(&claim(store).await), ["component:default/a", "component:default/b"]);
+    assert_eq!(
+        store.ancestry("component:default/a").await.unwrap(),
+        [
+            AncestryItem {
+                entity_ref: "component:default/a".into(),
+                parent_refs: strings(&["location:default/root"])
+            },
+            AncestryItem { entity_ref: "location:default/root".into(), parent_refs: vec![] },
+        ]
+    );
+}
+
+async fn failed_result_keeps_last_processed_entity_and_records_errors(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+    let a = claim_only(store, "component:default/a").await;
+    let good =
+        succeeded(&a, vec![], vec![relation("component:default/a", "dependsOn", "component:default/b")]);
+    store.write_results(&[good]).await.unwrap();
+    stitch_all(store).await;
+
+    store.make_due(&["component:default/a"]).await.unwrap();
+    let a = claim_only(store, "component:default/a").await;
+    let failed =
+        Outcome::Failed { result_hash: "broken".into(), errors: r#"[{"name":"InputError"}]"#.into() };
+    store.write_results(&[outcome(&a, failed)]).await.unwrap();
+
+    let inputs = store.stitch_inputs(10).await.unwrap();
+    assert_eq!(inputs.len(), 1);
+    let state = inputs[0].state.as_ref().unwrap();
+    assert_eq!(state.processed.as_deref(), Some(processed_body(&a).as_str()));
+    assert_eq!(state.errors.as_deref(), Some(r#"[{"name":"InputError"}]"#));
+    assert_eq!(state.relations, [("dependsOn".to_owned(), "component:default/b".to_owned())]);
+    stitch_all(store).await;
+    assert!(finals(store).await["component:default/a"].contains("InputError"));
+
+    // The failed result hash is remembered, and the next success clears the errors.
+    store.make_due(&["component:default/a"]).await.unwrap();
+    let a = claim_only(store, "component:default/a").await;
+    assert_eq!(a.result_hash.as_deref(), Some("broken"));
+    store.write_results(&[succeeded(&a, vec![], vec![])]).await.unwrap();
+    let inputs = store.stitch_inputs(10).await.unwrap();
+    let state = inputs[0].state.as_ref().unwrap();
+    assert_eq!((state.errors.as_deref(), state.relations.len()), (None, 0));
+}
+
+async fn reprocessing_replaces_relations_and_orphans_children_no_longer_emitted(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    let root = claim_only(store, "location:default/root").await;
+    let result = succeeded(
+        &root,
+        vec![entity("component:default/a"), entity("component:default/b")],
+        vec![
+            relation("location:default/root", "hasPart", "component:default/a"),
+            relation("location:default/root", "hasPart", "component:default/b"),
+        ],
+    );
+    store.write_results(&[result]).await.unwrap();
+    process_all(store, &[]).await;
+    stitch_all(store).await;
+
+    store.make_due(&["location:default/root"]).await.unwrap();
+    let root = claim_only(store, "location:default/root").await;
+    let result = succeeded(
+        &root,
+        vec![entity("component:default/a")],
+        vec![relation("location:default/root", "hasPart", "component:default/a")],
+    );
+    store.write_results(&[result]).await.unwrap();
+
+    // b stays, as an orphan, and is re-stitched to show it; root lost a relation.
+    assert!(exists(store, "component:default/b").await);
+    assert!(!store.has_parents("component:default/b").await.unwrap());
+    let inputs = store.stitch_inputs(10).await.unwrap();
+    let states: BTreeMap<&str, &StitchState> =
+        inputs.iter().map(|input| (input.entity_ref.as_str(), input.state.as_ref().unwrap())).collect();
+    assert_eq!(
+        states.keys().copied().collect::<Vec<_>>(),
+        ["component:default/a", "component:default/b", "location:default/root"]
+    );
+    assert!(!states["component:default/b"].has_parents);
+    assert_eq!(states["location:default/root"].relations.len(), 1);
+    assert_eq!(store.counts().await.unwrap().relations, 1);
+    stitch_all(store).await;
+    assert!(finals(store).await["component:default/b"].ends_with("orphan"));
+}
+
+async fn unchanged_result_only_releases_the_lease(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+    let claimed = store.claim_due(10, 0, HOUR).await.unwrap();
+    store.write_results(&[succeeded(&claimed[0], vec![], vec![])]).await.unwrap();
+    stitch_all(store).await;
+    let before = finals(store).await;
+
+    let claimed = store.claim_due(10, 0, HOUR).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store.write_results(&[outcome(&claimed[0], Outcome::Unchanged)]).await.unwrap();
+    assert_eq!(store.stitch_queue_len().await.unwrap(), 0);
+    assert_eq!(store.claim_due(10, 0, HOUR).await.unwrap().len(), 1);
+    assert_eq!(finals(store).await, before);
+}
+
+async fn result_for_an_entity_deleted_during_processing_is_dropped(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "component:default/b"])).await.unwrap();
+    let claimed = claim(store).await;
+    let [a, b] = &claimed[..] else { panic!("claimed {:?}", refs_of(&claimed)) };
+
+    // The provider drops `a` while it is being processed.
+    let summary = store.apply_mutation("p", remove(&["component:default/a"])).await.unwrap();
+    assert_eq!(summary.deleted, ["component:default/a"]);
+
+    let late = succeeded(
+        a,
+        vec![entity("component:default/a-child")],
+        vec![relation("component:default/a", "dependsOn", "component:default/b")],
+    );
+    store.write_results(&[late, succeeded(b, vec![], vec![])]).await.unwrap();
+
+    // `b`'s result landed; nothing of `a`'s did, and nothing it emitted exists.
+    assert!(!exists(store, "component:default/a").await);
+    assert!(!exists(store, "component:default/a-child").await);
+    assert_eq!(store.counts().await.unwrap().relations, 0);
+    stitch_all(store).await;
+    assert_eq!(finals(store).await.into_keys().collect::<Vec<_>>(), ["component:default/b"]);
+    assert_eq!(store.delete_orphans().await.unwrap(), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stitching and the change feed
+
+async fn stitch_queue_keeps_refs_until_they_are_written(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "component:default/b"])).await.unwrap();
+    process_all(store, &[]).await;
+    assert_eq!(store.stitch_queue_len().await.unwrap(), 2);
+
+    let first: Vec<String> =
+        store.stitch_inputs(1).await.unwrap().into_iter().map(|i| i.entity_ref).collect();
+    assert_eq!(first, ["component:default/a"]);
+    // Reading does not dequeue.
+    assert_eq!(queued(store).await, ["component:default/a", "component:default/b"]);
+
+    store.write_stitched(&[], &[], &first).await.unwrap();
+    assert_eq!(queued(store).await, ["component:default/b"]);
+    assert_eq!(store.stitch_queue_len().await.unwrap(), 1);
+}
+
+async fn change_written_while_a_stitch_is_in_flight_is_stitched_again(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+    process_all(store, &[]).await;
+    // A stitcher reads the inputs...
+    let inputs = store.stitch_inputs(10).await.unwrap();
+    let stale = final_text(inputs[0].state.as_ref().unwrap()).unwrap();
+
+    // ...a new result lands meanwhile (another worker or replica)...
+    store
+        .apply_mutation(
+            "p",
+            ProviderMutation::Delta {
+                added: vec![version("component:default/a", None, "v2")],
+                removed: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    process_all(store, &[]).await;
+
+    // ...and the stitcher writes what it built from the old inputs.
+    let state = inputs[0].state.as_ref().unwrap();
+    let write = FinalWrite {
+        entity_ref: inputs[0].entity_ref.clone(),
+        entity_id: state.entity_id.clone(),
+        final_entity: stale.clone(),
+        hash: stale,
+    };
+    store.write_stitched(&[write], &[], &strings(&["component:default/a"])).await.unwrap();
+
+    // The ref stays queued, so the new result is not lost.
+    assert_eq!(queued(store).await, ["component:default/a"]);
+    stitch_all(store).await;
+    assert!(finals(store).await["component:default/a"].contains("v2"));
+}
+
+async fn entity_deleted_while_a_stitch_is_in_flight_gets_no_final_entity(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "component:default/b"])).await.unwrap();
+    process_all(store, &[]).await;
+    let seq = store.current_seq().await.unwrap();
+    let inputs = store.stitch_inputs(10).await.unwrap();
+
+    // The provider removes `a` while the stitcher builds it.
+    store.apply_mutation("p", remove(&["component:default/a"])).await.unwrap();
+    let writes: Vec<FinalWrite> = inputs
+        .iter()
+        .map(|input| {
+            let state = input.state.as_ref().unwrap();
+            let text = final_text(state).unwrap();
+            FinalWrite {
+                entity_ref: input.entity_ref.clone(),
+                entity_id: state.entity_id.clone(),
+                final_entity: text.clone(),
+                hash: text,
+            }
+        })
+        .collect();
+    let done: Vec<String> = inputs.iter().map(|input| input.entity_ref.clone()).collect();
+    store.write_stitched(&writes, &[], &done).await.unwrap();
+    stitch_all(store).await;
+
+    assert_eq!(finals(store).await.into_keys().collect::<Vec<_>>(), ["component:default/b"]);
+    let changes = store.changes_since(seq).await.unwrap();
+    assert_eq!(
+        changes.upserts.iter().map(|row| row.entity_ref.as_str()).collect::<Vec<_>>(),
+        ["component:default/b"]
+    );
+}
+
+async fn racing_stitchers_can_leave_an_older_result(db: Db) {
+    let store = &db.store;
+    let write_from = |input: &crate::StitchInput| {
+        let state = input.state.as_ref().unwrap();
+        let text = final_text(state).unwrap();
+        FinalWrite {
+            entity_ref: input.entity_ref.clone(),
+            entity_id: state.entity_id.clone(),
+            final_entity: text.clone(),
+            hash: text,
+        }
+    };
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+    process_all(store, &[]).await;
+    let first = store.stitch_inputs(10).await.unwrap();
+    let added = vec![version("component:default/a", None, "v2")];
+    store.apply_mutation("p", ProviderMutation::Delta { added, removed: Vec::new() }).await.unwrap();
+    process_all(store, &[]).await;
+    // A second stitcher (another replica) reads the new result and finishes first.
+    let second = store.stitch_inputs(10).await.unwrap();
+    let done = strings(&["component:default/a"]);
+    store.write_stitched(&[write_from(&second[0])], &[], &done).await.unwrap();
+    store.write_stitched(&[write_from(&first[0])], &[], &done).await.unwrap();
+
+    // FIXME: the slower stitcher overwrites the newer final entity and nothing is left queued
+    // to repair it until the entity changes again. Fixing this needs a per-read ticket that
+    // `write_stitched` compares before writing (Backstage's `next_stitch_ticket`), which changes
+    // the `stitch_inputs`/`write_stitched` API. Single-stitcher setups are not affected.
+    assert!(!finals(store).await["component:default/a"].contains("v2"));
+    assert_eq!(store.stitch_queue_len().await.unwrap(), 0);
+}
+
+async fn stitch_input_of_a_deleted_entity_has_no_state(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+    process_all(store, &[]).await;
+    stitch_all(store).await;
+    // Queued again by a failed pass, then deleted before the stitcher gets to it.
+    store.make_due(&["component:default/a"]).await.unwrap();
+    let a = claim_only(store, "component:default/a").await;
+    let failed = Outcome::Failed { result_hash: "x".into(), errors: "[]".into() };
+    store.write_results(&[outcome(&a, failed)]).await.unwrap();
+    store.apply_mutation("p", remove(&["component:default/a"])).await.unwrap();
+
+    let inputs = store.stitch_inputs(10).await.unwrap();
+    assert_eq!(inputs.len(), 1);
+    assert_eq!(inputs[0].entity_ref, "component:default/a");
+    assert!(inputs[0].state.is_none());
+    stitch_all(store).await;
+    assert_eq!(store.stitch_queue_len().await.unwrap(), 0);
+    assert_eq!(finals(store).await, BTreeMap::new());
+}
+
+async fn change_feed_reports_upserts_and_deletes_in_sequence(db: Db) {
+    let store = &db.store;
+    let changes = store.changes_since(0).await.unwrap();
+    assert_eq!((changes.upserts.len(), changes.deletes.len(), changes.seq), (0, 0, 0));
+    let upserted =
+        |changes: &crate::Changes| sorted(changes.upserts.iter().map(|row| row.entity_ref.clone()).collect());
+
+    store.apply_mutation("p", add(&["component:default/a", "component:default/b"])).await.unwrap();
+    process_all(store, &[]).await;
+    let seq1 = stitch_all(store).await;
+    assert!(seq1 > 0);
+    let changes = store.changes_since(0).await.unwrap();
+    assert_eq!(upserted(&changes), ["component:default/a", "component:default/b"]);
+    assert_eq!(changes.deletes, Vec::<String>::new());
+    assert_eq!(changes.seq, seq1);
+    assert_eq!(changes.upserts[0].final_entity, finals(store).await[&changes.upserts[0].entity_ref]);
+
+    // Nothing new: same sequence number back.
+    let changes = store.changes_since(seq1).await.unwrap();
+    assert_eq!((changes.upserts.len(), changes.deletes.len(), changes.seq), (0, 0, seq1));
+
+    // An update is seen after the point a reader had reached, and only it.
+    store
+        .apply_mutation(
+            "p",
+            ProviderMutation::Delta {
+                added: vec![version("component:default/a", None, "v2")],
+                removed: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    process_all(store, &[]).await;
+    let seq2 = stitch_all(store).await;
+    assert!(seq2 > seq1);
+    let changes = store.changes_since(seq1).await.unwrap();
+    assert_eq!(upserted(&changes), ["component:default/a"]);
+    assert!(changes.upserts[0].final_entity.contains("v2"));
+
+    // A delete.
+    store.apply_mutation("p", remove(&["component:default/b"])).await.unwrap();
+    let changes = store.changes_since(seq2).await.unwrap();
+    assert_eq!((changes.upserts.len(), changes.deletes.clone()), (0, strings(&["component:default/b"])));
+    let seq3 = changes.seq;
+    assert!(seq3 > seq2);
+    assert_eq!(store.current_seq().await.unwrap(), seq3);
+    // A reader starting from scratch sees the current state.
+    let changes = store.changes_since(0).await.unwrap();
+    assert_eq!(upserted(&changes), ["component:default/a"]);
+    assert_eq!(changes.deletes, ["component:default/b"]);
+
+    // Re-created: an upsert again, and no longer a delete.
+    store.apply_mutation("p", add(&["component:default/b"])).await.unwrap();
+    process_all(store, &[]).await;
+    let seq4 = stitch_all(store).await;
+    let changes = store.changes_since(seq3).await.unwrap();
+    assert_eq!(
+        (upserted(&changes), changes.deletes.len(), changes.seq),
+        (strings(&["component:default/b"]), 0, seq4)
+    );
+    let changes = store.changes_since(0).await.unwrap();
+    assert_eq!(upserted(&changes), ["component:default/a", "component:default/b"]);
+    assert_eq!(changes.deletes, Vec::<String>::new());
+}
+
+async fn final_entities_page_paginates_in_ref_order(db: Db) {
+    let store = &db.store;
+    let refs = [
+        "component:default/e",
+        "component:default/c",
+        "component:default/a",
+        "component:default/d",
+        "component:default/b",
+    ];
+    store.apply_mutation("p", add(&refs)).await.unwrap();
+    process_all(store, &[]).await;
+    stitch_all(store).await;
+
+    let page = |after: &'static str| async move {
+        let rows = store.final_entities_page(after, 2).await.unwrap();
+        rows.into_iter().map(|row| row.entity_ref).collect::<Vec<_>>()
+    };
+    assert_eq!(page("").await, ["component:default/a", "component:default/b"]);
+    assert_eq!(page("component:default/b").await, ["component:default/c", "component:default/d"]);
+    assert_eq!(page("component:default/d").await, ["component:default/e"]);
+    assert_eq!(page("component:default/e").await, Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deletion
+
+async fn delete_orphans_removes_orphans_with_their_descendants(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    let tree: &[(&str, &[&str])] = &[
+        ("location:default/root", &["location:default/x", "component:default/y"]),
+        ("location:default/x", &["component:default/x1"]),
+    ];
+    process_all(store, tree).await;
+    let seq = stitch_all(store).await;
+    assert_eq!(store.delete_orphans().await.unwrap(), Vec::<String>::new());
+
+    // root stops emitting x: x is an orphan, x1 still has its (orphaned) parent.
+    store.make_due(&["location:default/root"]).await.unwrap();
+    process_all(store, &[("location:default/root", &["component:default/y"])]).await;
+    assert_eq!(store.counts().await.unwrap().refresh_state, 4);
+
+    let deleted = store.delete_orphans().await.unwrap();
+    assert_eq!(sorted(deleted), ["component:default/x1", "location:default/x"]);
+    assert!(exists(store, "location:default/root").await);
+    assert!(exists(store, "component:default/y").await);
+    assert_eq!(store.counts().await.unwrap().refresh_state, 2);
+    assert_eq!(
+        sorted(store.changes_since(seq).await.unwrap().deletes),
+        ["component:default/x1", "location:default/x"]
+    );
+    assert_eq!(store.delete_orphans().await.unwrap(), Vec::<String>::new());
+}
+
+async fn delete_entity_by_uid_removes_it_and_makes_its_parents_reprocess(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    let ids = process_all(store, &[("location:default/root", &["component:default/a"])]).await;
+    let seq = stitch_all(store).await;
+    assert_eq!(claim(store).await.len(), 0);
+
+    let uid = &ids["component:default/a"];
+    assert!(store.delete_entity_by_uid(uid).await.unwrap());
+    assert!(!exists(store, "component:default/a").await);
+    assert_eq!(store.changes_since(seq).await.unwrap().deletes, ["component:default/a"]);
+    assert!(!finals(store).await.contains_key("component:default/a"));
+
+    // The parent is due at once and forgets its result hash, so a still-emitted child returns.
+    let root = claim_only(store, "location:default/root").await;
+    assert_eq!(root.result_hash, None);
+
+    assert!(!store.delete_entity_by_uid(uid).await.unwrap());
+    assert!(!store.delete_entity_by_uid("no-such-uid").await.unwrap());
+}
+
+async fn deleting_an_entity_restitches_its_relation_peers(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "group:default/team"])).await.unwrap();
+    let claimed = claim(store).await;
+    let [a, team] = &claimed[..] else { panic!("claimed {:?}", refs_of(&claimed)) };
+    let a_id = a.entity_id.clone();
+    // Processing `a` yields relations in both directions, as the built-in processor does.
+    let relations = vec![
+        relation("component:default/a", "ownedBy", "group:default/team"),
+        relation("group:default/team", "ownerOf", "component:default/a"),
+    ];
+    store.write_results(&[succeeded(a, vec![], relations), succeeded(team, vec![], vec![])]).await.unwrap();
+    stitch_all(store).await;
+    assert!(finals(store).await["group:default/team"].contains("ownerOf"));
+
+    assert!(store.delete_entity_by_uid(&a_id).await.unwrap());
+    assert_eq!(store.counts().await.unwrap().relations, 0);
+    assert_eq!(queued(store).await, ["group:default/team"]);
+    stitch_all(store).await;
+    assert!(!finals(store).await["group:default/team"].contains("ownerOf"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh and ancestry
+
+async fn refresh_makes_the_entity_and_its_location_ancestors_due(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    let tree: &[(&str, &[&str])] = &[
+        ("location:default/root", &["location:default/child"]),
+        ("location:default/child", &["component:default/service"]),
+        ("component:default/service", &["api:default/service-api"]),
+    ];
+    process_all(store, tree).await;
+    assert_eq!(claim(store).await.len(), 0);
+
+    assert!(store.request_refresh("api:default/service-api").await.unwrap());
+    // The entity and the locations above it; not the component in between.
+    assert_eq!(
+        refs_of(&claim(store).await),
+        ["api:default/service-api", "location:default/child", "location:default/root"]
+    );
+}
+
+async fn refresh_of_an_unknown_or_orphaned_entity_is_refused(db: Db) {
+    let store = &db.store;
+    assert!(!store.request_refresh("component:default/unknown").await.unwrap());
+
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    process_all(store, &[("location:default/root", &["component:default/a"])]).await;
+    store.make_due(&["location:default/root"]).await.unwrap();
+    process_all(store, &[]).await;
+    assert!(!store.request_refresh("component:default/a").await.unwrap());
+    assert_eq!(claim(store).await.len(), 0);
+}
+
+async fn ancestry_lists_the_entity_then_its_emitters_breadth_first(db: Db) {
+    let store = &db.store;
+    assert_eq!(store.ancestry("component:default/x").await.unwrap(), []);
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    let tree: &[(&str, &[&str])] = &[
+        ("location:default/root", &["location:default/b", "location:default/a"]),
+        ("location:default/a", &["component:default/x"]),
+        ("location:default/b", &["component:default/x"]),
+    ];
+    process_all(store, tree).await;
+
+    let item = |entity_ref: &str, parents: &[&str]| AncestryItem {
+        entity_ref: entity_ref.to_owned(),
+        parent_refs: strings(parents),
+    };
+    assert_eq!(
+        store.ancestry("component:default/x").await.unwrap(),
+        [
+            item("component:default/x", &["location:default/a", "location:default/b"]),
+            item("location:default/a", &["location:default/root"]),
+            item("location:default/b", &["location:default/root"]),
+            item("location:default/root", &[]),
+        ]
+    );
+}
+
+async fn ancestry_and_refresh_stop_at_emitter_cycles(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/a"])).await.unwrap();
+    process_all(store, &[("location:default/a", &["location:default/b"])]).await;
+    store.insert_edges_for_test(&[("location:default/b", "location:default/a")]).await.unwrap();
+
+    let ancestry = store.ancestry("location:default/a").await.unwrap();
+    assert_eq!(
+        ancestry,
+        [
+            AncestryItem {
+                entity_ref: "location:default/a".into(),
+                parent_refs: strings(&["location:default/b"])
+            },
+            AncestryItem {
+                entity_ref: "location:default/b".into(),
+                parent_refs: strings(&["location:default/a"])
+            },
+        ]
+    );
+    assert!(store.request_refresh("location:default/b").await.unwrap());
+    assert_eq!(refs_of(&claim(store).await), ["location:default/a", "location:default/b"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations and concurrency
+
+async fn migrations_go_up_down_and_up_again(db: Db) {
+    let store = &db.store;
+    assert!(store.ping().await);
+    assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
+    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog"]);
+    store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+
+    store.migrate_down().await.unwrap();
+    assert_eq!(store.applied_migrations().await.unwrap(), Vec::<String>::new());
+    assert!(store.list_locations().await.is_err(), "tables are gone");
+
+    store.migrate().await.unwrap();
+    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog"]);
+    assert_eq!(store.list_locations().await.unwrap(), []);
+    assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
+    assert_eq!(store.current_seq().await.unwrap(), 0);
+    // Everything works on the re-created schema.
+    store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
+    store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
+    process_all(store, &[]).await;
+    assert!(stitch_all(store).await > 0);
+}
+
+async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
+    let store = &db.store;
+    store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
+    store.migrate().await.unwrap();
+    let replica = db.replica().await;
+    replica.migrate().await.unwrap();
+    assert_eq!(replica.applied_migrations().await.unwrap(), ["catalog"]);
+    assert_eq!(replica.list_locations().await.unwrap().len(), 1);
+}
+
+async fn concurrent_writers_all_succeed(db: Db) {
+    // Providers and processing write while the stitcher works, as in a running server.
+    let mut writers = tokio::task::JoinSet::new();
+    for provider in 0..4 {
+        let store = db.replica().await;
+        writers.spawn(async move {
+            for round in 0..5 {
+                let refs: Vec<String> =
+                    (0..10).map(|i| format!("component:default/p{provider}-r{round}-e{i}")).collect();
+                let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+                store.apply_mutation(&format!("provider-{provider}"), add(&refs)).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    for _ in 0..2 {
+        let store = db.replica().await;
+        writers.spawn(async move {
+            for _ in 0..20 {
+                process_all(&store, &[]).await;
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let stitcher = db.replica().await;
+    writers.spawn(async move {
+        for _ in 0..40 {
+            stitch_all(&stitcher).await;
+            tokio::task::yield_now().await;
+        }
+    });
+    while let Some(result) = writers.join_next().await {
+        result.unwrap();
+    }
+    process_all(&db.store, &[]).await;
+    stitch_all(&db.store).await;
+    assert_eq!(finals(&db.store).await.len(), 4 * 5 * 10);
+}
+
+async fn providers_racing_to_add_the_same_refs_leave_one_owner_each(db: Db) {
+    let refs: Vec<String> = (0..50).map(|i| format!("component:default/e{i:02}")).collect();
+    let mut providers = tokio::task::JoinSet::new();
+    for provider in 0..3 {
+        let store = db.replica().await;
+        let key = format!("url:{provider}");
+        let added: Vec<DeferredEntity> = refs.iter().map(|r| version(r, Some(&key), &key)).collect();
+        providers.spawn(async move {
+            let mutation = ProviderMutation::Delta { added, removed: Vec::new() };
+            store.apply_mutation(&format!("provider-{provider}"), mutation).await.unwrap()
+        });
+    }
+    let mut conflicts = Vec::new();
+    while let Some(summary) = providers.join_next().await {
+        conflicts.extend(summary.unwrap().conflicts.into_iter().map(|c| c.entity_ref));
+    }
+    // Each ref has one owner; the two others were told of the conflict.
+    assert_eq!(db.store.counts().await.unwrap().refresh_state, 50);
+    let mut expected: Vec<String> = refs.iter().flat_map(|r| [r.clone(), r.clone()]).collect();
+    expected.sort();
+    assert_eq!(sorted(conflicts), expected);
+    for entity_ref in &refs {
+        let ancestry = db.store.ancestry(entity_ref).await.unwrap();
+        assert_eq!(ancestry.len(), 1, "{entity_ref}");
+    }
+}

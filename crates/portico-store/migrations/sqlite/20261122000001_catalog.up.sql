@@ -61,8 +61,11 @@ CREATE TABLE deleted_entities (
 );
 CREATE INDEX deleted_entities_seq ON deleted_entities (seq);
 
+-- pending: 1 until a stitcher reads the ref; every new enqueue sets it again. A stitcher only
+-- dequeues refs still at 0, so a change that lands while it works is stitched once more.
 CREATE TABLE stitch_queue (
-    entity_ref TEXT PRIMARY KEY NOT NULL
+    entity_ref TEXT PRIMARY KEY NOT NULL,
+    pending INTEGER NOT NULL DEFAULT 1
 );
 
 CREATE TABLE catalog_seq (
