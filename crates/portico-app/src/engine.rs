@@ -187,9 +187,15 @@ impl Engine {
             any = true;
             let (writes, gone, done, built) =
                 tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
-            let seq = self.store.write_stitched(&writes, &gone, &done).await?;
+            let stitched = self.store.write_stitched(&writes, &gone, &done).await?;
             self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
-            self.catalog.apply_written(&self.store, seq, built, &gone).await?;
+            let built = if stitched.skipped.is_empty() {
+                built
+            } else {
+                let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
+                built.into_iter().filter(|(entity_ref, _, _)| !skipped.contains(entity_ref)).collect()
+            };
+            self.catalog.apply_written(&self.store, stitched.seq, built, &gone).await?;
         }
     }
 

@@ -35,7 +35,7 @@ pub use crate::processing::{
     ClaimedEntity, Conflict, DeferredEntity, Outcome, ProcessOutcome, ProviderMutation, RelationRow,
     WriteSummary,
 };
-pub use crate::stitch::{Changes, FinalRow, FinalWrite, StitchInput, StitchState};
+pub use crate::stitch::{Changes, FinalRow, FinalWrite, StitchInput, StitchState, Stitched};
 
 /// Where the catalog lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

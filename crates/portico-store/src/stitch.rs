@@ -42,6 +42,15 @@ pub struct FinalRow {
     pub final_entity: String,
 }
 
+/// What `write_stitched` did.
+#[derive(Debug, Clone, Default)]
+pub struct Stitched {
+    /// The change sequence number of this write.
+    pub seq: i64,
+    /// Refs of writes dropped because their entity was deleted meanwhile.
+    pub skipped: Vec<String>,
+}
+
 /// Final entities written and deleted after some sequence number.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
@@ -140,8 +149,8 @@ impl Store {
         writes: &[FinalWrite],
         gone: &[String],
         done: &[String],
-    ) -> Result<i64> {
-        let seq = transaction!(self, tx => {
+    ) -> Result<Stitched> {
+        let stitched = transaction!(self, tx => {
             let tx = &mut tx;
             let seq = next_seq!(tx);
             // Only entities that still exist under the id the stitcher read: one deleted since
@@ -159,6 +168,11 @@ impl Store {
                 }
                 live.extend(query.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
             }
+            let skipped: Vec<String> = writes
+                .iter()
+                .filter(|write| !live.contains(&write.entity_id))
+                .map(|write| write.entity_ref.clone())
+                .collect();
             let writes: Vec<&FinalWrite> = writes.iter().filter(|write| live.contains(&write.entity_id)).collect();
             for chunk in writes.chunks(CHUNK) {
                 let sql = format!(
@@ -200,9 +214,9 @@ impl Store {
                 }
                 query.execute(&mut **tx).await?;
             }
-            seq
+            Stitched { seq, skipped }
         });
-        Ok(seq)
+        Ok(stitched)
     }
 
     /// The number of refs waiting to be stitched.
