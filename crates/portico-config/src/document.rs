@@ -49,6 +49,7 @@ pub(crate) fn parse(file: &str, text: &str, format: Format) -> Result<Value, Con
 }
 
 fn parse_yaml(file: &str, text: &str) -> Result<Value, ConfigError> {
+    check_depth(file, text)?;
     let mut documents = Yaml::load_from_str(text).map_err(|error| ConfigError::Syntax {
         file: file.to_owned(),
         line: error.marker().line(),
@@ -70,6 +71,32 @@ fn parse_yaml(file: &str, text: &str) -> Result<Value, ConfigError> {
     }
 }
 
+/// Rejects nesting deeper than `MAX_DEPTH` before a tree is built: building, converting and
+/// even dropping a deeper tree recurses once per level and could overflow the stack.
+/// Syntax errors are left for the loader to report.
+fn check_depth(file: &str, text: &str) -> Result<(), ConfigError> {
+    let mut depth = 0usize;
+    for event in saphyr_parser::Parser::new_from_str(text) {
+        let Ok((event, span)) = event else { return Ok(()) };
+        match event {
+            saphyr_parser::Event::MappingStart(..) | saphyr_parser::Event::SequenceStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ConfigError::Invalid {
+                        context: format!("{file}:{}", span.start.line()),
+                        message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                    });
+                }
+            }
+            saphyr_parser::Event::MappingEnd | saphyr_parser::Event::SequenceEnd => {
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn parse_json(file: &str, text: &str) -> Result<Value, ConfigError> {
     serde_json::from_str(text).map_err(|error| {
         // serde_json appends the position to its message; we report it in our own format.
@@ -80,9 +107,23 @@ fn parse_json(file: &str, text: &str) -> Result<Value, ConfigError> {
     })
 }
 
+/// Deepest nesting accepted in a config file, the same limit serde_json applies to JSON files.
+/// Every later pass (substitution, merging) recurses over the tree, so the limit keeps a hostile
+/// or broken file from overflowing the stack.
+const MAX_DEPTH: usize = 128;
+
 fn yaml_to_json(node: Yaml<'_>, file: &str, key: &KeyPath) -> Result<Value, ConfigError> {
+    yaml_to_json_at(node, file, key, 0)
+}
+
+fn yaml_to_json_at(node: Yaml<'_>, file: &str, key: &KeyPath, depth: usize) -> Result<Value, ConfigError> {
     let invalid =
         |message: &str| ConfigError::Invalid { context: key.context(file), message: message.to_owned() };
+    if depth > MAX_DEPTH {
+        return Err(invalid(&format!("nesting deeper than {MAX_DEPTH} levels")));
+    }
+    let yaml_to_json =
+        |node: Yaml<'_>, file: &str, key: &KeyPath| yaml_to_json_at(node, file, key, depth + 1);
     match node {
         Yaml::Value(scalar) => scalar_to_json(scalar)
             .ok_or_else(|| invalid("infinite and NaN numbers cannot be represented in config")),
@@ -113,7 +154,7 @@ fn yaml_to_json(node: Yaml<'_>, file: &str, key: &KeyPath) -> Result<Value, Conf
             Ok(Value::Object(object))
         }
         // Application tags (`!secret foo`) carry no meaning for config: keep the tagged value.
-        Yaml::Tagged(_, inner) => yaml_to_json(*inner, file, key),
+        Yaml::Tagged(_, inner) => yaml_to_json_at(*inner, file, key, depth + 1),
         Yaml::BadValue => Err(invalid("value does not match its YAML tag")),
         Yaml::Alias(_) => Err(invalid("unresolved YAML alias")),
     }

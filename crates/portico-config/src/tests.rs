@@ -898,3 +898,12 @@ fn get_walks_dotted_paths() {
         assert_eq!(get(&config, dotted), expected.as_ref(), "get {dotted:?}");
     }
 }
+
+#[test]
+fn deeply_nested_files_are_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app-config.yaml");
+    std::fs::write(&path, format!("a: \n{}x\n", "- ".repeat(10_000))).unwrap();
+    let error = load(&[path], &std::collections::BTreeMap::new()).unwrap_err();
+    assert!(format!("{error:#}").contains("nesting deeper than 128 levels"), "{error:#}");
+}
