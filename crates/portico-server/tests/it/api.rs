@@ -118,13 +118,15 @@ fn catalog_api_answers_like_backstage() {
     assert_eq!(by_uid["metadata"]["name"], "billing");
 
     // Filters: OR between filter parameters, AND inside one, any-of for repeated keys.
-    let (_, list) = server.get("/api/catalog/entities?filter=kind=component,spec.type=service&order=asc:metadata.name");
+    let (_, list) =
+        server.get("/api/catalog/entities?filter=kind=component,spec.type=service&order=asc:metadata.name");
     assert_eq!(names(&list), vec!["billing", "ledger"]);
     let (_, list) =
         server.get("/api/catalog/entities?filter=kind=user&filter=kind=system&order=asc:metadata.name");
     assert_eq!(names(&list), vec!["alice", "payments"]);
-    let (_, list) =
-        server.get("/api/catalog/entities?filter=metadata.name=billing,metadata.name=ledger&order=asc:metadata.name");
+    let (_, list) = server.get(
+        "/api/catalog/entities?filter=metadata.name=billing,metadata.name=ledger&order=asc:metadata.name",
+    );
     assert_eq!(names(&list), vec!["billing", "ledger"]);
     let (_, list) = server.get("/api/catalog/entities?filter=metadata.tags.java&order=asc:metadata.name");
     assert_eq!(names(&list), vec!["billing", "checkout"]);
@@ -180,7 +182,10 @@ fn catalog_api_answers_like_backstage() {
         &json!({ "facets": ["kind"], "query": { "kind": { "$in": ["user", "group"] } } }),
     );
     assert_eq!(status, 200);
-    assert_eq!(facets["facets"]["kind"], json!([{"value": "Group", "count": 2}, {"value": "User", "count": 1}]));
+    assert_eq!(
+        facets["facets"]["kind"],
+        json!([{"value": "Group", "count": 2}, {"value": "User", "count": 1}])
+    );
 
     // by-refs keeps order and length, null for unknown.
     let (status, body) = server.post(
@@ -210,8 +215,8 @@ fn by_query_pages_with_cursors_both_ways() {
     let workspace = Workspace::new();
     let server = fixture_server(&workspace);
 
-    let (status, page) =
-        server.get("/api/catalog/entities/by-query?filter=kind=component&orderField=metadata.name,asc&limit=2");
+    let (status, page) = server
+        .get("/api/catalog/entities/by-query?filter=kind=component&orderField=metadata.name,asc&limit=2");
     assert_eq!(status, 200);
     assert_eq!(names(&page["items"]), vec!["billing", "checkout"]);
     assert_eq!(page["totalItems"], 3);
@@ -228,8 +233,8 @@ fn by_query_pages_with_cursors_both_ways() {
     assert_eq!(names(&page["items"]), vec!["billing", "checkout"]);
 
     // Descending order and full-text filtering.
-    let (_, page) =
-        server.get("/api/catalog/entities/by-query?filter=kind=component&orderField=metadata.name,desc&limit=10");
+    let (_, page) = server
+        .get("/api/catalog/entities/by-query?filter=kind=component&orderField=metadata.name,desc&limit=10");
     assert_eq!(names(&page["items"]), vec!["ledger", "checkout", "billing"]);
     let (_, page) = server.get(
         "/api/catalog/entities/by-query?fullTextFilterTerm=BILL&fullTextFilterFields=metadata.name,metadata.title&orderField=metadata.name,asc",
@@ -259,7 +264,10 @@ fn by_query_pages_with_cursors_both_ways() {
 
     // Errors.
     let (status, body) = server.get("/api/catalog/entities/by-query?orderField=metadata.name,up");
-    assert_eq!((status, body["error"]["message"].clone()), (400, json!("Invalid order field order, must be asc or desc")));
+    assert_eq!(
+        (status, body["error"]["message"].clone()),
+        (400, json!("Invalid order field order, must be asc or desc"))
+    );
     let (status, body) = server.get("/api/catalog/entities/by-query?cursor=notbase64!!");
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap_or("").starts_with("Malformed cursor"), "{body}");

@@ -10,8 +10,12 @@ fn serve_without_config_runs_the_demo_catalog() {
     // The demo listens on 7007 by default; move it with an APP_CONFIG override so tests can run
     // beside a real portal.
     let port = free_port();
-    let server =
-        Server::start_with_env(workspace.path(), port, &[], &[("APP_CONFIG_backend_listen_port", port.to_string())]);
+    let server = Server::start_with_env(
+        workspace.path(),
+        port,
+        &[],
+        &[("APP_CONFIG_backend_listen_port", port.to_string())],
+    );
     let service = server.wait_entity("component", "order-service");
     assert!(service["relations"].to_string().contains("\"providesApi\""));
     let (_, facets) = server.get("/api/catalog/entity-facets?facet=kind");
@@ -31,7 +35,8 @@ fn validate_reports_file_line_and_field_and_exits_1() {
         "good/catalog-info.yaml",
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: fine\nspec:\n  type: service\n  lifecycle: production\n  owner: me\n",
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_portico")).arg("validate").arg(&good).output().expect("run");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_portico")).arg("validate").arg(&good).output().expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 
     workspace.write(

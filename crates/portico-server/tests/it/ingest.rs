@@ -63,7 +63,8 @@ fn bad_edits_keep_the_last_good_version_and_report_errors() {
 #[test]
 fn removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner() {
     let workspace = Workspace::new();
-    workspace.write("catalog/one.yaml", &format!("{}---\n{}", component("kept", "x"), component("dropped", "x")));
+    workspace
+        .write("catalog/one.yaml", &format!("{}---\n{}", component("kept", "x"), component("dropped", "x")));
     workspace.write("catalog/two.yaml", &component("kept", "from two"));
     let port = free_port();
     let catalog = "catalog:\n  orphanStrategy: keep\n  locations:\n    - type: file\n      target: ./catalog/one.yaml\n    - type: file\n      target: ./catalog/two.yaml\n";
@@ -87,11 +88,13 @@ fn removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner
         let (_, entity) = server.get("/api/catalog/entities/by-name/component/default/dropped");
         (entity["metadata"]["annotations"]["backstage.io/orphan"] == "true").then_some(entity)
     });
-    let (_, orphans) = server.get("/api/catalog/entities?filter=metadata.annotations.backstage.io/orphan=true");
+    let (_, orphans) =
+        server.get("/api/catalog/entities?filter=metadata.annotations.backstage.io/orphan=true");
     assert_eq!(orphans.as_array().map(Vec::len), Some(1));
 
     // An orphan cannot be refreshed, and deleting it by uid removes it for good.
-    let (status, _) = server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/dropped" }));
+    let (status, _) =
+        server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/dropped" }));
     assert_eq!(status, 404);
     let uid = dropped["metadata"]["uid"].as_str().expect("uid");
     assert_eq!(server.delete(&format!("/api/catalog/entities/by-uid/{uid}")), 204);
@@ -111,7 +114,8 @@ fn url_locations_register_only_from_allowed_hosts() {
         ),
     )
     .expect("write");
-    std::fs::write(files.path().join("openapi.yaml"), "openapi: 3.0.0\ninfo: { title: Remote }\n").expect("write");
+    std::fs::write(files.path().join("openapi.yaml"), "openapi: 3.0.0\ninfo: { title: Remote }\n")
+        .expect("write");
     let file_server = FileServer::start(files.path());
     let port = free_port();
     workspace.config(
@@ -122,17 +126,23 @@ fn url_locations_register_only_from_allowed_hosts() {
     let target = file_server.url("catalog-info.yaml");
 
     // Dry run shows what would be registered, stores nothing.
-    let (status, dry) = server.post("/api/catalog/locations?dryRun=true", &json!({ "type": "url", "target": target }));
+    let (status, dry) =
+        server.post("/api/catalog/locations?dryRun=true", &json!({ "type": "url", "target": target }));
     assert_eq!(status, 201, "{dry}");
     assert_eq!(dry["exists"], false);
-    let kinds: Vec<&str> = dry["entities"].as_array().expect("entities").iter().filter_map(|e| e["kind"].as_str()).collect();
+    let kinds: Vec<&str> =
+        dry["entities"].as_array().expect("entities").iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(kinds, vec!["Location", "Component", "API"]);
 
     // Real registration: 201, entities appear with view/source annotations and the $text definition.
-    let (status, created) = server.post("/api/catalog/locations", &json!({ "type": "url", "target": target }));
+    let (status, created) =
+        server.post("/api/catalog/locations", &json!({ "type": "url", "target": target }));
     assert_eq!(status, 201, "{created}");
     let id = created["location"]["id"].as_str().expect("id").to_owned();
-    assert!(created["location"]["entityRef"].as_str().unwrap_or("").starts_with("location:default/generated-"));
+    assert!(created["location"]["entityRef"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("location:default/generated-"));
     let api = server.wait_entity("api", "remote-api");
     assert_eq!(api["spec"]["definition"], "openapi: 3.0.0\ninfo: { title: Remote }\n");
     let remote = server.wait_entity("component", "remote");
@@ -153,8 +163,10 @@ fn url_locations_register_only_from_allowed_hosts() {
     assert_eq!(body["error"]["name"], "ConflictError");
 
     // A host outside backend.reading.allow is never read: the error shows on the Location.
-    let (status, _) = server
-        .post("/api/catalog/locations", &json!({ "type": "url", "target": "http://127.0.0.2:9/catalog-info.yaml" }));
+    let (status, _) = server.post(
+        "/api/catalog/locations",
+        &json!({ "type": "url", "target": "http://127.0.0.2:9/catalog-info.yaml" }),
+    );
     assert_eq!(status, 201);
     // Its Location never processes, so it stays invisible (as in Backstage); the log says why.
     server.wait_for("the not-allowed error in the log", |server| {
@@ -162,7 +174,8 @@ fn url_locations_register_only_from_allowed_hosts() {
     });
 
     // Types other than url are refused.
-    let (status, body) = server.post("/api/catalog/locations", &json!({ "type": "file", "target": "/etc/passwd" }));
+    let (status, body) =
+        server.post("/api/catalog/locations", &json!({ "type": "file", "target": "/etc/passwd" }));
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap_or("").contains("allowed type"));
 

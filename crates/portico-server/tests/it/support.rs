@@ -82,7 +82,10 @@ impl Server {
         let server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
             log,
         };
         server.wait_ready();
@@ -92,7 +95,9 @@ impl Server {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok(response) = self.client.get(format!("{}/.backstage/health/v1/readiness", self.base)).send() {
+            if let Ok(response) =
+                self.client.get(format!("{}/.backstage/health/v1/readiness", self.base)).send()
+            {
                 if response.status() == 200 {
                     return;
                 }
@@ -205,7 +210,8 @@ fn serve_file(mut stream: TcpStream, root: &Path) {
     let response = match std::fs::read(root.join(&path)) {
         Ok(body) if !path.contains("..") => {
             let mut response =
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                    .into_bytes();
             response.extend(body);
             response
         }
