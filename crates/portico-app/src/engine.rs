@@ -44,9 +44,11 @@ impl Default for EngineOptions {
 /// Entities claimed per round. Large enough that the per-transaction cost is amortized, small
 /// enough that a round finishes well within a second.
 const BATCH: usize = 2_000;
-/// A claimed entity is leased for this long; a replica that dies mid-batch releases its work
-/// when the lease runs out.
-const LEASE: Duration = Duration::from_secs(120);
+/// A claimed entity is leased for this long, and the lease is renewed every `LEASE_RENEWAL`
+/// while its batch is in flight; work claimed by a replica that died is picked up by another
+/// within one lease.
+const LEASE: Duration = Duration::from_secs(15);
+const LEASE_RENEWAL: Duration = Duration::from_secs(5);
 /// Processing tasks in flight at once (most are CPU-only; Location reads wait on IO).
 const IN_FLIGHT: usize = 64;
 
@@ -124,11 +126,25 @@ impl Engine {
         self.stats.rounds.fetch_add(1, Ordering::Relaxed);
         let interval = self.options.processing_interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
         let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4);
-        let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(120_000);
+        let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(15_000);
         let claimed = self.store.claim_due(BATCH, interval_ms, lease_ms).await?;
         let processed_any = !claimed.is_empty();
         if processed_any {
-            let outcomes = self.process_batch(claimed).await;
+            let ids: Vec<String> = claimed.iter().map(|item| item.entity_id.clone()).collect();
+            let outcomes = {
+                let processing = self.process_batch(claimed);
+                tokio::pin!(processing);
+                loop {
+                    tokio::select! {
+                        outcomes = &mut processing => break outcomes,
+                        () = tokio::time::sleep(LEASE_RENEWAL) => {
+                            if let Err(error) = self.store.renew_leases(&ids, lease_ms).await {
+                                tracing::warn!(%error, "renewing processing leases failed");
+                            }
+                        }
+                    }
+                }
+            };
             let summary = self.store.write_results(&outcomes).await?;
             for conflict in &summary.conflicts {
                 tracing::warn!(

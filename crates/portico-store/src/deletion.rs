@@ -177,6 +177,25 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Extends the leases of entities still being processed (those whose lease was not released).
+    pub async fn renew_leases(&self, entity_ids: &[String], lease_ms: i64) -> Result<()> {
+        let until = now_millis() + lease_ms;
+        dispatch!(self, pool => {
+            for chunk in entity_ids.chunks(CHUNK) {
+                let sql = format!(
+                    "UPDATE refresh_state SET lease_until = $1 WHERE lease_until > 0 AND entity_id IN ({})",
+                    placeholders(chunk.len(), 2)
+                );
+                let mut query = sqlx::query(&sql).bind(until);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.execute(pool).await?;
+            }
+        });
+        Ok(())
+    }
+
     /// Expires every lease now, so work a crashed process had claimed is picked up at once.
     /// Only for a single-node database (SQLite); replicas on PostgreSQL wait for the lease.
     pub async fn expire_all_leases(&self) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{catalog_with, free_port, Server, Workspace};
+use crate::support::{catalog_with, free_port, Database, Server, Workspace};
 
 const FIXTURE: &str = r#"
 apiVersion: backstage.io/v1alpha1
@@ -55,10 +55,10 @@ spec: { type: openapi, lifecycle: production, owner: team-a, definition: "openap
 "#;
 
 /// Starts a server over the fixture and waits until every entity is in.
-fn fixture_server(workspace: &Workspace) -> Server {
+fn fixture_server(workspace: &Workspace, database: &Database) -> Server {
     workspace.write("catalog/all.yaml", FIXTURE);
     let port = free_port();
-    workspace.config(port, &catalog_with("./catalog/all.yaml"));
+    workspace.config_on(database, port, &catalog_with("./catalog/all.yaml"));
     let server = Server::start(workspace.path(), port, &[]);
     server.wait_entity("api", "billing-api");
     server.settle();
@@ -74,10 +74,14 @@ fn names(items: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn catalog_api_answers_like_backstage() {
+crate::on_both_databases! {
+    catalog_api_answers_like_backstage => super::catalog_api_answers_like_backstage;
+    by_query_pages_with_cursors_both_ways => super::by_query_pages_with_cursors_both_ways;
+}
+
+fn catalog_api_answers_like_backstage(database: &Database) {
     let workspace = Workspace::new();
-    let server = fixture_server(&workspace);
+    let server = fixture_server(&workspace, database);
 
     // by-name is case-insensitive and returns the final entity with relations both ways.
     let (status, billing) = server.get("/api/catalog/entities/by-name/Component/DEFAULT/Billing");
@@ -210,10 +214,9 @@ fn catalog_api_answers_like_backstage() {
     assert_eq!(items[1]["parentEntityRefs"], json!([]));
 }
 
-#[test]
-fn by_query_pages_with_cursors_both_ways() {
+fn by_query_pages_with_cursors_both_ways(database: &Database) {
     let workspace = Workspace::new();
-    let server = fixture_server(&workspace);
+    let server = fixture_server(&workspace, database);
 
     let (status, page) = server
         .get("/api/catalog/entities/by-query?filter=kind=component&orderField=metadata.name,asc&limit=2");
@@ -281,7 +284,7 @@ fn by_query_pages_with_cursors_both_ways() {
 #[test]
 fn validate_entity_reports_every_problem() {
     let workspace = Workspace::new();
-    let server = fixture_server(&workspace);
+    let server = fixture_server(&workspace, &Database::Sqlite);
     let valid = json!({
         "entity": { "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
                     "metadata": { "name": "ok" }, "spec": { "type": "service", "lifecycle": "x", "owner": "me" } },

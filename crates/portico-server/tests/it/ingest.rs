@@ -2,7 +2,14 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{catalog_with, free_port, FileServer, Server, Workspace};
+use crate::support::{catalog_with, free_port, Database, FileServer, Server, Workspace};
+
+crate::on_both_databases! {
+    bad_edits_keep_the_last_good_version_and_report_errors => super::bad_edits_keep_the_last_good_version_and_report_errors;
+    removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner => super::removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner;
+    url_locations_register_only_from_allowed_hosts => super::url_locations_register_only_from_allowed_hosts;
+    a_killed_server_restarts_with_a_consistent_catalog => super::a_killed_server_restarts_with_a_consistent_catalog;
+}
 
 fn component(name: &str, description: &str) -> String {
     format!(
@@ -14,12 +21,11 @@ fn status_messages(entity: &Value) -> String {
     entity["status"]["items"].to_string()
 }
 
-#[test]
-fn bad_edits_keep_the_last_good_version_and_report_errors() {
+fn bad_edits_keep_the_last_good_version_and_report_errors(database: &Database) {
     let workspace = Workspace::new();
     workspace.write("catalog/a.yaml", &component("alpha", "first"));
     let port = free_port();
-    workspace.config(port, &catalog_with("./catalog/a.yaml"));
+    workspace.config_on(database, port, &catalog_with("./catalog/a.yaml"));
     let server = Server::start(workspace.path(), port, &[]);
     server.wait_entity("component", "alpha");
 
@@ -60,15 +66,14 @@ fn bad_edits_keep_the_last_good_version_and_report_errors() {
     });
 }
 
-#[test]
-fn removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner() {
+fn removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner(database: &Database) {
     let workspace = Workspace::new();
     workspace
         .write("catalog/one.yaml", &format!("{}---\n{}", component("kept", "x"), component("dropped", "x")));
     workspace.write("catalog/two.yaml", &component("kept", "from two"));
     let port = free_port();
     let catalog = "catalog:\n  orphanStrategy: keep\n  locations:\n    - type: file\n      target: ./catalog/one.yaml\n    - type: file\n      target: ./catalog/two.yaml\n";
-    workspace.config(port, catalog);
+    workspace.config_on(database, port, catalog);
     let server = Server::start(workspace.path(), port, &[]);
     server.wait_entity("component", "dropped");
     server.settle();
@@ -102,8 +107,7 @@ fn removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner
     assert_eq!(status, 404);
 }
 
-#[test]
-fn url_locations_register_only_from_allowed_hosts() {
+fn url_locations_register_only_from_allowed_hosts(database: &Database) {
     let workspace = Workspace::new();
     let files = tempfile::tempdir().expect("dir");
     std::fs::write(
@@ -118,7 +122,8 @@ fn url_locations_register_only_from_allowed_hosts() {
         .expect("write");
     let file_server = FileServer::start(files.path());
     let port = free_port();
-    workspace.config(
+    workspace.config_on(
+        database,
         port,
         &format!("  reading:\n    allow:\n      - host: 127.0.0.1:{}\ncatalog: {{}}\n", file_server.port),
     );
@@ -211,8 +216,7 @@ fn default_rules_admit_only_components_apis_and_locations() {
     assert_eq!(status, 404);
 }
 
-#[test]
-fn a_killed_server_restarts_with_a_consistent_catalog() {
+fn a_killed_server_restarts_with_a_consistent_catalog(database: &Database) {
     let workspace = Workspace::new();
     let mut documents = String::new();
     for index in 0..2000 {
@@ -221,7 +225,7 @@ fn a_killed_server_restarts_with_a_consistent_catalog() {
     }
     workspace.write("catalog/all.yaml", &documents);
     let port = free_port();
-    workspace.config(port, &catalog_with("./catalog/all.yaml"));
+    workspace.config_on(database, port, &catalog_with("./catalog/all.yaml"));
     let mut server = Server::start(workspace.path(), port, &[]);
     // Kill it while ingestion is under way (whatever stage it reached).
     std::thread::sleep(std::time::Duration::from_millis(300));

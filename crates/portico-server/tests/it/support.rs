@@ -40,11 +40,59 @@ impl Workspace {
     /// Writes `app-config.yaml` with the given catalog section (YAML), listening on a free port
     /// and storing the database under `./db`.
     pub fn config(&self, port: u16, extra: &str) -> PathBuf {
+        self.config_on(&Database::Sqlite, port, extra)
+    }
+
+    /// Like `config`, on the given database.
+    pub fn config_on(&self, database: &Database, port: u16, extra: &str) -> PathBuf {
+        let database = match database {
+            Database::Sqlite => {
+                "    client: better-sqlite3\n    connection:\n      directory: ./db\n".to_owned()
+            }
+            Database::Postgres(url) => format!("    client: pg\n    connection: {url}\n"),
+        };
         let text = format!(
-            "backend:\n  listen: {{ host: 127.0.0.1, port: {port} }}\n  database:\n    client: better-sqlite3\n    connection:\n      directory: ./db\n{extra}"
+            "backend:\n  listen: {{ host: 127.0.0.1, port: {port} }}\n  database:\n{database}{extra}"
         );
         self.write("app-config.yaml", &text)
     }
+}
+
+/// The database a test server runs on.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Database {
+    /// A fresh PostgreSQL database, or `None` (test skipped, reason printed) where PostgreSQL is
+    /// not installed and not required.
+    pub fn postgres() -> Option<Database> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(portico_testing::fresh_database()).map(Database::Postgres)
+    }
+}
+
+/// Runs a test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident => $body:path;)*) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                $body(&$crate::support::Database::Sqlite);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(database) = $crate::support::Database::postgres() {
+                    $body(&database);
+                }
+            })*
+        }
+    };
 }
 
 pub fn free_port() -> u16 {
