@@ -203,7 +203,7 @@ impl Engine {
             any = true;
             let (writes, gone, done, built) =
                 tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
-            let stitched = self.store.write_stitched(&writes, &gone, &done).await?;
+            let stitched = self.store.write_stitched(&ticket, &writes, &gone, &done).await?;
             self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
             let built = if stitched.skipped.is_empty() {
                 built

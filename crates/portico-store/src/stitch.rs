@@ -8,6 +8,9 @@ use crate::{dispatch, placeholders, transaction, Result, Store, CHUNK};
 #[derive(Debug, Clone)]
 pub struct StitchInput {
     pub entity_ref: String,
+    /// The claim of this read on the queue row; `write_stitched` only writes results whose
+    /// ticket is still current, so a slower stitcher never overwrites a newer one.
+    pub ticket: String,
     /// `None` when the entity no longer exists: its final entity must go.
     pub state: Option<StitchState>,
 }
@@ -74,16 +77,20 @@ impl Store {
                     .fetch_all(&mut *conn)
                     .await?;
             let refs: Vec<String> = queued.into_iter().map(|(entity_ref,)| entity_ref).collect();
+            let ticket = uuid::Uuid::new_v4().to_string();
             let mut inputs = Vec::with_capacity(refs.len());
             for chunk in refs.chunks(CHUNK) {
                 let list = placeholders(chunk.len(), 1);
                 // Before reading any state: an enqueue after this sets `pending` again.
-                let sql = format!("UPDATE stitch_queue SET pending = 0 WHERE entity_ref IN ({list})");
+                let sql = format!(
+                    "UPDATE stitch_queue SET pending = 0, ticket = ${} WHERE entity_ref IN ({list})",
+                    chunk.len() + 1
+                );
                 let mut query = sqlx::query(&sql);
                 for entity_ref in chunk {
                     query = query.bind(entity_ref);
                 }
-                query.execute(&mut *conn).await?;
+                query.bind(&ticket).execute(&mut *conn).await?;
                 macro_rules! fetch {
                     ($sql:expr, $row:ty) => {{
                         let sql = format!($sql, list = list);
@@ -133,7 +140,7 @@ impl Store {
                             final_hash: hashes.remove(entity_ref),
                         }
                     });
-                    inputs.push(StitchInput { entity_ref: entity_ref.clone(), state });
+                    inputs.push(StitchInput { entity_ref: entity_ref.clone(), ticket: ticket.clone(), state });
                 }
             }
             inputs
@@ -146,6 +153,7 @@ impl Store {
     /// Evaluates to the new change sequence number.
     pub async fn write_stitched(
         &self,
+        ticket: &str,
         writes: &[FinalWrite],
         gone: &[String],
         done: &[String],
@@ -153,6 +161,30 @@ impl Store {
         let stitched = transaction!(self, tx => {
             let tx = &mut tx;
             let seq = next_seq!(tx);
+            // Only refs this stitcher still holds: another stitcher that read the same ref later
+            // took the queue row over (and read newer state). `FOR UPDATE` on PostgreSQL makes a
+            // takeover wait for this transaction, so it reads what this one writes.
+            let mut held: HashSet<String> = HashSet::new();
+            let all_refs: Vec<&String> = writes.iter().map(|write| &write.entity_ref).chain(gone).chain(done).collect();
+            let lock = if matches!(self.backend, crate::Backend::Postgres(_)) { " FOR UPDATE" } else { "" };
+            for chunk in all_refs.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT entity_ref FROM stitch_queue WHERE ticket = $1 AND entity_ref IN ({}){lock}",
+                    placeholders(chunk.len(), 2)
+                );
+                let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(ticket);
+                for entity_ref in chunk {
+                    query = query.bind(*entity_ref);
+                }
+                held.extend(query.fetch_all(&mut **tx).await?.into_iter().map(|(entity_ref,)| entity_ref));
+            }
+            let mut skipped: Vec<String> = writes
+                .iter()
+                .filter(|write| !held.contains(&write.entity_ref))
+                .map(|write| write.entity_ref.clone())
+                .collect();
+            let writes: Vec<&FinalWrite> = writes.iter().filter(|write| held.contains(&write.entity_ref)).collect();
+            let gone: Vec<&String> = gone.iter().filter(|entity_ref| held.contains(*entity_ref)).collect();
             // Only entities that still exist under the id the stitcher read: one deleted since
             // (perhaps re-created under a new id) must not get its final entity back. Taking the
             // sequence number first orders this read after any deletion that is committing.
@@ -168,12 +200,11 @@ impl Store {
                 }
                 live.extend(query.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
             }
-            let skipped: Vec<String> = writes
-                .iter()
-                .filter(|write| !live.contains(&write.entity_id))
-                .map(|write| write.entity_ref.clone())
-                .collect();
-            let writes: Vec<&FinalWrite> = writes.iter().filter(|write| live.contains(&write.entity_id)).collect();
+            skipped.extend(
+                writes.iter().filter(|write| !live.contains(&write.entity_id)).map(|write| write.entity_ref.clone()),
+            );
+            let writes: Vec<&FinalWrite> =
+                writes.into_iter().filter(|write| live.contains(&write.entity_id)).collect();
             for chunk in writes.chunks(CHUNK) {
                 let sql = format!(
                     "INSERT INTO final_entities (entity_ref, entity_id, final_entity, hash, seq) VALUES {}
@@ -201,14 +232,14 @@ impl Store {
                 }
                 query.execute(&mut **tx).await?;
             }
-            let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+            let gone: Vec<&str> = gone.iter().map(|entity_ref| entity_ref.as_str()).collect();
             delete_final!(tx, &gone, seq);
             for chunk in done.chunks(CHUNK) {
                 let sql = format!(
-                    "DELETE FROM stitch_queue WHERE entity_ref IN ({}) AND pending = 0",
-                    placeholders(chunk.len(), 1)
+                    "DELETE FROM stitch_queue WHERE entity_ref IN ({}) AND pending = 0 AND ticket = $1",
+                    placeholders(chunk.len(), 2)
                 );
-                let mut query = sqlx::query(&sql);
+                let mut query = sqlx::query(&sql).bind(ticket);
                 for entity_ref in chunk {
                     query = query.bind(entity_ref);
                 }
@@ -217,6 +248,14 @@ impl Store {
             Stitched { seq, skipped }
         });
         Ok(stitched)
+    }
+
+    /// The refs waiting to be stitched, without claiming them (for tests and diagnostics).
+    pub async fn stitch_queue_refs(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT entity_ref FROM stitch_queue ORDER BY entity_ref").fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(|(entity_ref,)| entity_ref).collect())
     }
 
     /// The number of refs waiting to be stitched.

@@ -65,7 +65,9 @@ CREATE INDEX deleted_entities_seq ON deleted_entities (seq);
 -- dequeues refs still at 0, so a change that lands while it works is stitched once more.
 CREATE TABLE stitch_queue (
     entity_ref TEXT PRIMARY KEY NOT NULL,
-    pending INTEGER NOT NULL DEFAULT 1
+    pending INTEGER NOT NULL DEFAULT 1,
+    -- The last stitcher's claim: only that stitcher may write the ref's result.
+    ticket TEXT
 );
 
 CREATE TABLE catalog_seq (
