@@ -201,6 +201,7 @@ impl Engine {
                 return Ok(any);
             }
             any = true;
+            let ticket = inputs[0].ticket.clone();
             let (writes, gone, done, built) =
                 tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
             let stitched = self.store.write_stitched(&ticket, &writes, &gone, &done).await?;
