@@ -49,6 +49,8 @@ const BATCH: usize = 2_000;
 /// within one lease.
 const LEASE: Duration = Duration::from_secs(15);
 const LEASE_RENEWAL: Duration = Duration::from_secs(5);
+/// The longest stitching waits while a processing backlog is being worked through.
+const STITCH_DELAY: Duration = Duration::from_secs(2);
 /// Processing tasks in flight at once (most are CPU-only; Location reads wait on IO).
 const IN_FLIGHT: usize = 64;
 
@@ -68,12 +70,21 @@ pub struct Engine {
     processor: Processor,
     options: EngineOptions,
     wake: Notify,
+    last_stitch: parking_lot::Mutex<std::time::Instant>,
     pub stats: EngineStats,
 }
 
 impl Engine {
     pub fn new(store: Store, catalog: Arc<Catalog>, processor: Processor, options: EngineOptions) -> Engine {
-        Engine { store, catalog, processor, options, wake: Notify::new(), stats: EngineStats::default() }
+        Engine {
+            store,
+            catalog,
+            processor,
+            options,
+            wake: Notify::new(),
+            last_stitch: parking_lot::Mutex::new(std::time::Instant::now()),
+            stats: EngineStats::default(),
+        }
     }
 
     /// Asks the loop to look for work now (after a registration or refresh request).
@@ -129,6 +140,7 @@ impl Engine {
         let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(15_000);
         let claimed = self.store.claim_due(BATCH, interval_ms, lease_ms).await?;
         let processed_any = !claimed.is_empty();
+        let claimed_count = claimed.len();
         if processed_any {
             let ids: Vec<String> = claimed.iter().map(|item| item.entity_id.clone()).collect();
             let outcomes = {
@@ -155,7 +167,18 @@ impl Engine {
                 );
             }
         }
-        let stitched_any = self.stitch_pending().await?;
+        // While a backlog is being worked through (a full batch was claimed), stitching waits
+        // up to `STITCH_DELAY`: an entity is then stitched once after its peers' relations are
+        // in, instead of once per peer. A lone change is stitched at once.
+        let backlog = claimed_count == BATCH;
+        let stitch_due = !backlog || self.last_stitch.lock().elapsed() >= STITCH_DELAY;
+        let stitched_any = if stitch_due {
+            let stitched = self.stitch_pending().await?;
+            *self.last_stitch.lock() = std::time::Instant::now();
+            stitched
+        } else {
+            false
+        };
         Ok(processed_any || stitched_any)
     }
 

@@ -25,8 +25,6 @@ struct Slot {
     entity_ref: Box<str>,
     uid: Box<str>,
     body: Arc<str>,
-    /// The lower-cased values of this entity per key id, so removal does not re-parse the body.
-    rows: Box<[(u32, Option<Box<str>>)]>,
 }
 
 #[derive(Debug, Default)]
@@ -109,7 +107,6 @@ impl Index {
                 slot_id
             }
         };
-        let mut compact = Vec::with_capacity(rows.len());
         for row in rows {
             let key_id = self.key_id(&row.key);
             let key = &mut self.keys[key_id as usize];
@@ -130,16 +127,10 @@ impl Index {
                     }
                 }
             }
-            compact.push((key_id, row.original.map(String::into_boxed_str)));
         }
         self.by_uid.insert(uid.into(), slot_id);
         self.live.insert(slot_id);
-        self.slots[slot_id as usize] = Some(Slot {
-            entity_ref: entity_ref.into(),
-            uid: uid.into(),
-            body,
-            rows: compact.into_boxed_slice(),
-        });
+        self.slots[slot_id as usize] = Some(Slot { entity_ref: entity_ref.into(), uid: uid.into(), body });
     }
 
     pub fn remove(&mut self, entity_ref: &str) -> bool {
@@ -159,13 +150,19 @@ impl Index {
             return;
         };
         self.by_uid.remove(&slot.uid);
-        for (key_id, original) in slot.rows.iter() {
-            let key = &mut self.keys[*key_id as usize];
+        // The rows are derived again from the body rather than kept per entity: removal is rare
+        // next to reads, and keeping them would roughly double the index's memory.
+        let rows = serde_json::from_str::<Value>(&slot.body)
+            .ok()
+            .and_then(|entity| portico_query::search::search_rows(&entity).ok())
+            .unwrap_or_default();
+        for row in rows {
+            let Some(&key_id) = self.key_ids.get(row.key.as_str()) else { continue };
+            let key = &mut self.keys[key_id as usize];
             key.all.remove(slot_id);
-            if let Some(original) = original {
-                let lower = original.to_lowercase();
-                remove_posting(&mut key.values, &lower, slot_id);
-                if **original != *lower {
+            if let (Some(lower), Some(original)) = (&row.value, &row.original) {
+                remove_posting(&mut key.values, lower, slot_id);
+                if original != lower {
                     if let Some(spellings) = key.originals.get_mut(lower.as_str()) {
                         for (_, posting) in spellings.iter_mut() {
                             posting.remove(slot_id);

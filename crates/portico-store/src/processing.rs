@@ -154,6 +154,8 @@ impl Store {
     ///
     /// Writing a result resets the lease to 0, so a lease that is set but expired means the
     /// claimer died mid-pass: such an entity is due at once rather than at its next interval.
+    /// The two cases are separate subqueries (not one `OR`) so each uses its index: an idle poll
+    /// then costs two index probes, not a scan of every entity.
     pub async fn claim_due(
         &self,
         limit: usize,
@@ -169,9 +171,14 @@ impl Store {
                     "UPDATE refresh_state
                      SET next_update_at = $1 + $2 + (abs(random()) % $3), lease_until = $1 + $4
                      WHERE entity_id IN (
-                         SELECT entity_id FROM refresh_state
-                         WHERE (next_update_at <= $1 OR lease_until > 0) AND lease_until <= $1
-                         ORDER BY next_update_at LIMIT $5)
+                         SELECT entity_id FROM (
+                             SELECT entity_id FROM refresh_state
+                             WHERE next_update_at <= $1 AND lease_until <= $1
+                             ORDER BY next_update_at LIMIT $5)
+                         UNION
+                         SELECT entity_id FROM (
+                             SELECT entity_id FROM refresh_state
+                             WHERE lease_until > 0 AND lease_until <= $1 LIMIT $5))
                      RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",
                 )
                 .bind(now)
@@ -188,8 +195,13 @@ impl Store {
                      SET next_update_at = $1 + $2 + floor(random() * $3)::bigint, lease_until = $1 + $4
                      WHERE entity_id IN (
                          SELECT entity_id FROM refresh_state
-                         WHERE (next_update_at <= $1 OR lease_until > 0) AND lease_until <= $1
+                         WHERE next_update_at <= $1 AND lease_until <= $1
                          ORDER BY next_update_at LIMIT $5
+                         FOR UPDATE SKIP LOCKED)
+                     OR entity_id IN (
+                         SELECT entity_id FROM refresh_state
+                         WHERE lease_until > 0 AND lease_until <= $1
+                         LIMIT $5
                          FOR UPDATE SKIP LOCKED)
                      RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",
                 )
@@ -217,14 +229,10 @@ impl Store {
             let mut relation_origins: Vec<&str> = Vec::new();
             let mut parents: Vec<&str> = Vec::new();
             let mut children: Vec<(&str, &DeferredEntity)> = Vec::new();
+            let mut unchanged: Vec<&str> = Vec::new();
             for outcome in outcomes {
                 match &outcome.outcome {
-                    Outcome::Unchanged => {
-                        sqlx::query("UPDATE refresh_state SET lease_until = 0 WHERE entity_id = $1")
-                            .bind(&outcome.entity_id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    Outcome::Unchanged => unchanged.push(outcome.entity_id.as_str()),
                     Outcome::Failed { result_hash, errors } => {
                         let updated = sqlx::query(
                             "UPDATE refresh_state SET result_hash = $1, errors = $2, lease_until = 0
@@ -272,18 +280,44 @@ impl Store {
 
             // Relations: replace everything the succeeded entities originated. Both the old and
             // the new sources must be re-stitched.
-            for chunk in succeeded_ids.chunks(CHUNK) {
+            for chunk in unchanged.chunks(CHUNK) {
                 let sql = format!(
-                    "DELETE FROM relations WHERE originating_entity_id IN ({}) RETURNING source_entity_ref",
+                    "UPDATE refresh_state SET lease_until = 0 WHERE entity_id IN ({})",
                     placeholders(chunk.len(), 1)
                 );
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                let mut query = sqlx::query(&sql);
                 for id in chunk {
                     query = query.bind(*id);
                 }
-                for (source,) in query.fetch_all(&mut *tx).await? {
-                    stitch.insert(source);
+                query.execute(&mut *tx).await?;
+            }
+
+            // Only sources whose relations actually changed are re-stitched: a pass that keeps
+            // its relations (the common case on refresh) touches nobody else.
+            let mut old_relations: HashSet<(String, String, String, String)> = HashSet::new();
+            for chunk in succeeded_ids.chunks(CHUNK) {
+                let sql = format!(
+                    "DELETE FROM relations WHERE originating_entity_id IN ({})
+                     RETURNING originating_entity_id, source_entity_ref, type, target_entity_ref",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query_as::<_, (String, String, String, String)>(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
                 }
+                old_relations.extend(query.fetch_all(&mut *tx).await?);
+            }
+            let mut new_relations: HashSet<(String, String, String, String)> = HashSet::new();
+            for (relation, origin) in relations.iter().zip(&relation_origins) {
+                new_relations.insert((
+                    (*origin).to_owned(),
+                    relation.source.clone(),
+                    relation.kind.clone(),
+                    relation.target.clone(),
+                ));
+            }
+            for (_, source, _, _) in old_relations.symmetric_difference(&new_relations) {
+                stitch.insert(source.clone());
             }
             for (chunk, origins) in relations.chunks(CHUNK).zip(relation_origins.chunks(CHUNK)) {
                 let sql = format!(
@@ -297,25 +331,24 @@ impl Store {
                         .bind(&relation.source)
                         .bind(&relation.kind)
                         .bind(&relation.target);
-                    stitch.insert(relation.source.clone());
                 }
                 query.execute(&mut *tx).await?;
             }
 
             // Emitter edges: children no longer emitted become orphans (and are re-stitched so
             // they show it); emitted children are upserted under the conflict rule.
+            let mut old_edges: HashSet<(String, String)> = HashSet::new();
             for chunk in parents.chunks(CHUNK) {
                 let sql = format!(
-                    "DELETE FROM refresh_state_references WHERE source_entity_ref IN ({}) RETURNING target_entity_ref",
+                    "DELETE FROM refresh_state_references WHERE source_entity_ref IN ({})
+                     RETURNING source_entity_ref, target_entity_ref",
                     placeholders(chunk.len(), 1)
                 );
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                let mut query = sqlx::query_as::<_, (String, String)>(&sql);
                 for parent in chunk {
                     query = query.bind(*parent);
                 }
-                for (target,) in query.fetch_all(&mut *tx).await? {
-                    stitch.insert(target);
-                }
+                old_edges.extend(query.fetch_all(&mut *tx).await?);
             }
             let deferred: Vec<DeferredEntity> =
                 children.iter().map(|(_, child)| (*child).clone()).collect();
@@ -338,7 +371,13 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
-            stitch.extend(accepted);
+            // Children that lost or gained an emitter edge change their orphan mark; the others
+            // are stitched when their own pass changes something.
+            let new_edges: HashSet<(String, String)> =
+                edges.iter().map(|(parent, child)| ((*parent).to_owned(), (*child).to_owned())).collect();
+            for (_, child) in old_edges.symmetric_difference(&new_edges) {
+                stitch.insert(child.clone());
+            }
             enqueue_stitch!(&mut tx, &stitch);
         });
         Ok(summary)
