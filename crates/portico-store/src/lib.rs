@@ -233,8 +233,12 @@ pub(crate) fn placeholders(count: usize, first: usize) -> String {
     (first..first + count).map(|index| format!("${index}")).collect::<Vec<_>>().join(",")
 }
 
-/// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
-pub(crate) const CHUNK: usize = 500;
+/// Rows per multi-row statement. Far below SQLite's and PostgreSQL's parameter limits on
+/// purpose: sqlx resolves each `$n` parameter of an SQLite statement by name, which SQLite looks
+/// up with a linear walk, so binding costs grow with the square of the parameter count
+/// (at 500 rows it dominated ingestion). At 100 rows that cost is negligible and the number of
+/// statements is still small.
+pub(crate) const CHUNK: usize = 100;
 
 pub(crate) fn now_millis() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
