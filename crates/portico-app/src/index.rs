@@ -33,9 +33,77 @@ struct KeyIndex {
     /// Entities having the key at all (even with a null or over-long value).
     all: RoaringBitmap,
     /// Lower-cased value to entities.
-    values: HashMap<Box<str>, RoaringBitmap>,
+    values: HashMap<Box<str>, Posting>,
     /// For facets: lower-cased value to the original spellings that differ from it.
     originals: HashMap<Box<str>, Vec<(Box<str>, RoaringBitmap)>>,
+}
+
+/// The entities having one value. Most values (names, uids, links, refs in relations) belong to
+/// one entity, so that case is a bare number: a bitmap for every such value cost about 100 bytes
+/// more each, which was most of the index at 10,000 entities.
+#[derive(Debug, Clone)]
+enum Posting {
+    One(u32),
+    Many(Box<RoaringBitmap>),
+}
+
+impl Posting {
+    fn insert(&mut self, slot_id: u32) {
+        match self {
+            Posting::One(existing) if *existing == slot_id => {}
+            Posting::One(existing) => {
+                let bitmap: RoaringBitmap = [*existing, slot_id].into_iter().collect();
+                *self = Posting::Many(Box::new(bitmap));
+            }
+            Posting::Many(bitmap) => {
+                bitmap.insert(slot_id);
+            }
+        }
+    }
+
+    /// Removes a slot; evaluates to true when nothing is left.
+    fn remove(&mut self, slot_id: u32) -> bool {
+        match self {
+            Posting::One(existing) => *existing == slot_id,
+            Posting::Many(bitmap) => {
+                bitmap.remove(slot_id);
+                match bitmap.len() {
+                    0 => true,
+                    1 => {
+                        if let Some(only) = bitmap.min() {
+                            *self = Posting::One(only);
+                        }
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    fn add_to(&self, target: &mut RoaringBitmap) {
+        match self {
+            Posting::One(slot_id) => {
+                target.insert(*slot_id);
+            }
+            Posting::Many(bitmap) => *target |= &**bitmap,
+        }
+    }
+
+    fn and(&self, other: &RoaringBitmap) -> RoaringBitmap {
+        match self {
+            Posting::One(slot_id) if other.contains(*slot_id) => [*slot_id].into_iter().collect(),
+            Posting::One(_) => RoaringBitmap::new(),
+            Posting::Many(bitmap) => &**bitmap & other,
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            Posting::One(slot_id) => Box::new(std::iter::once(*slot_id)),
+            Posting::Many(bitmap) => Box::new(bitmap.iter()),
+        }
+    }
 }
 
 /// The catalog index. Not synchronized itself: `Catalog` wraps it in a lock.
@@ -112,7 +180,12 @@ impl Index {
             let key = &mut self.keys[key_id as usize];
             key.all.insert(slot_id);
             if let Some(value) = &row.value {
-                key.values.entry(value.as_str().into()).or_default().insert(slot_id);
+                match key.values.get_mut(value.as_str()) {
+                    Some(posting) => posting.insert(slot_id),
+                    None => {
+                        key.values.insert(value.as_str().into(), Posting::One(slot_id));
+                    }
+                }
                 if let Some(original) = &row.original {
                     if original != value {
                         let spellings = key.originals.entry(value.as_str().into()).or_default();
@@ -161,7 +234,9 @@ impl Index {
             let key = &mut self.keys[key_id as usize];
             key.all.remove(slot_id);
             if let (Some(lower), Some(original)) = (&row.value, &row.original) {
-                remove_posting(&mut key.values, lower, slot_id);
+                if key.values.get_mut(lower.as_str()).is_some_and(|posting| posting.remove(slot_id)) {
+                    key.values.remove(lower.as_str());
+                }
                 if original != lower {
                     if let Some(spellings) = key.originals.get_mut(lower.as_str()) {
                         for (_, posting) in spellings.iter_mut() {
@@ -279,7 +354,7 @@ impl Index {
                         let mut result = RoaringBitmap::new();
                         for value in values {
                             if let Some(posting) = index.values.get(value.as_str()) {
-                                result |= posting;
+                                posting.add_to(&mut result);
                             }
                         }
                         result
@@ -288,7 +363,7 @@ impl Index {
                         let mut result = RoaringBitmap::new();
                         for (value, posting) in &index.values {
                             if value.starts_with(prefix.as_str()) {
-                                result |= posting;
+                                posting.add_to(&mut result);
                             }
                         }
                         result
@@ -305,7 +380,7 @@ impl Index {
             let Some(index) = self.key(key) else { continue };
             for (value, posting) in &index.values {
                 if value.contains(term) {
-                    result |= posting;
+                    posting.add_to(&mut result);
                 }
             }
         }
@@ -319,7 +394,7 @@ impl Index {
         };
         let mut counts: Vec<(String, u64)> = Vec::new();
         for (value, posting) in &index.values {
-            let mut matching = posting & within;
+            let mut matching = posting.and(within);
             if matching.is_empty() {
                 continue;
             }
@@ -384,7 +459,7 @@ impl Index {
                     for (rank, value) in values.iter().enumerate() {
                         let rank = u32::try_from(rank).unwrap_or(u32::MAX);
                         if let Some(posting) = index.values.get(value) {
-                            for slot_id in posting {
+                            for slot_id in posting.iter() {
                                 // Multi-valued keys sort an entity under its first value only.
                                 if seen.insert(slot_id) {
                                     entries.push((rank, slot_id));
@@ -517,15 +592,6 @@ impl Index {
     /// Names of keys, for debugging.
     pub fn key_names(&self) -> Vec<&str> {
         self.keys.iter().map(|key| &*key.name).collect()
-    }
-}
-
-fn remove_posting(map: &mut HashMap<Box<str>, RoaringBitmap>, value: &str, slot_id: u32) {
-    if let Some(posting) = map.get_mut(value) {
-        posting.remove(slot_id);
-        if posting.is_empty() {
-            map.remove(value);
-        }
     }
 }
 

@@ -759,10 +759,7 @@ async fn reprocessing_replaces_relations_and_orphans_children_no_longer_emitted(
     let inputs = store.stitch_inputs(10).await.unwrap();
     let states: BTreeMap<&str, &StitchState> =
         inputs.iter().map(|input| (input.entity_ref.as_str(), input.state.as_ref().unwrap())).collect();
-    assert_eq!(
-        states.keys().copied().collect::<Vec<_>>(),
-        ["component:default/b", "location:default/root"]
-    );
+    assert_eq!(states.keys().copied().collect::<Vec<_>>(), ["component:default/b", "location:default/root"]);
     assert!(!states["component:default/b"].has_parents);
     assert_eq!(states["location:default/root"].relations.len(), 1);
     assert_eq!(store.counts().await.unwrap().relations, 1);
