@@ -50,7 +50,7 @@ const BATCH: usize = 2_000;
 const LEASE: Duration = Duration::from_secs(15);
 const LEASE_RENEWAL: Duration = Duration::from_secs(5);
 /// The longest stitching waits while a processing backlog is being worked through.
-const STITCH_DELAY: Duration = Duration::from_secs(2);
+const STITCH_DELAY: Duration = Duration::from_secs(5);
 /// Processing tasks in flight at once (most are CPU-only; Location reads wait on IO).
 const IN_FLIGHT: usize = 64;
 
@@ -138,7 +138,9 @@ impl Engine {
         let interval = self.options.processing_interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
         let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4);
         let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(15_000);
+        let started = std::time::Instant::now();
         let claimed = self.store.claim_due(BATCH, interval_ms, lease_ms).await?;
+        let claim_ms = started.elapsed().as_millis();
         let processed_any = !claimed.is_empty();
         let claimed_count = claimed.len();
         if processed_any {
@@ -157,7 +159,15 @@ impl Engine {
                     }
                 }
             };
+            let process_ms = started.elapsed().as_millis() - claim_ms;
             let summary = self.store.write_results(&outcomes).await?;
+            tracing::debug!(
+                claimed = claimed_count,
+                claim_ms,
+                process_ms,
+                write_ms = started.elapsed().as_millis() - claim_ms - process_ms,
+                "processing round"
+            );
             for conflict in &summary.conflicts {
                 tracing::warn!(
                     entity.r#ref = %conflict.entity_ref,
@@ -225,6 +235,8 @@ impl Engine {
             }
             any = true;
             let ticket = inputs[0].ticket.clone();
+            let started = std::time::Instant::now();
+            let count = inputs.len();
             let (writes, gone, done, built) =
                 tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
             let stitched = self.store.write_stitched(&ticket, &writes, &gone, &done).await?;
@@ -235,7 +247,14 @@ impl Engine {
                 let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
                 built.into_iter().filter(|(entity_ref, _, _)| !skipped.contains(entity_ref)).collect()
             };
+            let write_ms = started.elapsed().as_millis();
             self.catalog.apply_written(&self.store, stitched.seq, built, &gone).await?;
+            tracing::debug!(
+                count,
+                write_ms,
+                index_ms = started.elapsed().as_millis() - write_ms,
+                "stitching round"
+            );
         }
     }
 

@@ -130,7 +130,7 @@ impl Store {
                 let options = options
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
-                    .pragma("cache_size", "-8192");
+                    .pragma("cache_size", "-65536");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .min_connections(1)

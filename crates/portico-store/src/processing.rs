@@ -116,7 +116,7 @@ impl Store {
             }
 
             let mut stitch: HashSet<String> = HashSet::new();
-            let (accepted, conflicts) = upsert_unprocessed!(&mut tx, &added, now);
+            let (accepted, conflicts, _fresh) = upsert_unprocessed!(&mut tx, &added, now);
             summary.conflicts = conflicts;
             let accepted_refs: Vec<&str> = accepted.iter().map(String::as_str).collect();
             for chunk in accepted_refs.chunks(CHUNK) {
@@ -230,40 +230,53 @@ impl Store {
             let mut parents: Vec<&str> = Vec::new();
             let mut children: Vec<(&str, &DeferredEntity)> = Vec::new();
             let mut unchanged: Vec<&str> = Vec::new();
+            // (id, result hash, errors or processed entity)
+            let mut failed_rows: Vec<(&str, &str, &str)> = Vec::new();
+            let mut succeeded_rows: Vec<(&str, &str, &str)> = Vec::new();
             for outcome in outcomes {
                 match &outcome.outcome {
                     Outcome::Unchanged => unchanged.push(outcome.entity_id.as_str()),
                     Outcome::Failed { result_hash, errors } => {
-                        let updated = sqlx::query(
-                            "UPDATE refresh_state SET result_hash = $1, errors = $2, lease_until = 0
-                             WHERE entity_id = $3",
-                        )
-                        .bind(result_hash)
-                        .bind(errors)
-                        .bind(&outcome.entity_id)
-                        .execute(&mut *tx)
-                        .await?;
-                        if updated.rows_affected() > 0 {
-                            stitch.insert(outcome.entity_ref.clone());
-                        }
+                        failed_rows.push((&outcome.entity_id, result_hash, errors));
                     }
-                    Outcome::Succeeded { result_hash, processed, relations: own, children: kids } => {
-                        let updated = sqlx::query(
-                            "UPDATE refresh_state
-                             SET result_hash = $1, errors = NULL, processed_entity = $2, lease_until = 0
-                             WHERE entity_id = $3",
-                        )
-                        .bind(result_hash)
-                        .bind(processed)
-                        .bind(&outcome.entity_id)
-                        .execute(&mut *tx)
-                        .await?;
-                        // Deleted while it was being processed (its id is gone even if the ref has
-                        // come back): drop the result, or its relations and children would
-                        // hang off an entity that no longer exists.
-                        if updated.rows_affected() == 0 {
-                            continue;
-                        }
+                    Outcome::Succeeded { result_hash, processed, .. } => {
+                        succeeded_rows.push((&outcome.entity_id, result_hash, processed));
+                    }
+                }
+            }
+            // One multi-row UPDATE per chunk instead of one statement per entity. RETURNING tells
+            // which entities still exist: one deleted while it was being processed (its id is
+            // gone even if the ref has come back) must have its result dropped, or its relations
+            // and children would hang off an entity that no longer exists.
+            let mut updated: HashSet<String> = HashSet::new();
+            for (rows, set) in [
+                (&failed_rows, "result_hash = v.column2, errors = v.column3"),
+                (&succeeded_rows, "result_hash = v.column2, errors = NULL, processed_entity = v.column3"),
+            ] {
+                for chunk in rows.chunks(CHUNK) {
+                    let sql = format!(
+                        "UPDATE refresh_state SET {set}, lease_until = 0
+                         FROM (VALUES {}) AS v WHERE refresh_state.entity_id = v.column1
+                         RETURNING refresh_state.entity_id",
+                        value_tuples(chunk.len(), 3, 1)
+                    );
+                    let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                    for (id, hash, body) in chunk {
+                        query = query.bind(*id).bind(*hash).bind(*body);
+                    }
+                    updated.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
+                }
+            }
+            for outcome in outcomes {
+                if !updated.contains(&outcome.entity_id) {
+                    continue;
+                }
+                match &outcome.outcome {
+                    Outcome::Unchanged => {}
+                    Outcome::Failed { .. } => {
+                        stitch.insert(outcome.entity_ref.clone());
+                    }
+                    Outcome::Succeeded { relations: own, children: kids, .. } => {
                         stitch.insert(outcome.entity_ref.clone());
                         succeeded_ids.push(&outcome.entity_id);
                         for relation in own {
@@ -352,7 +365,7 @@ impl Store {
             }
             let deferred: Vec<DeferredEntity> =
                 children.iter().map(|(_, child)| (*child).clone()).collect();
-            let (accepted, conflicts) = upsert_unprocessed!(&mut tx, &deferred, now);
+            let (accepted, conflicts, fresh) = upsert_unprocessed!(&mut tx, &deferred, now);
             summary.conflicts = conflicts;
             let accepted: HashSet<String> = accepted.into_iter().collect();
             let edges: Vec<(&str, &str)> = children
@@ -376,7 +389,9 @@ impl Store {
             let new_edges: HashSet<(String, String)> =
                 edges.iter().map(|(parent, child)| ((*parent).to_owned(), (*child).to_owned())).collect();
             for (_, child) in old_edges.symmetric_difference(&new_edges) {
-                stitch.insert(child.clone());
+                if !fresh.contains(child) {
+                    stitch.insert(child.clone());
+                }
             }
             enqueue_stitch!(&mut tx, &stitch);
         });
@@ -391,6 +406,8 @@ macro_rules! upsert_unprocessed {
         let tx = $tx;
         let entities: &[DeferredEntity] = $entities;
         let mut accepted: Vec<String> = Vec::new();
+        // Refs inserted now, never processed: nothing to stitch for them yet.
+        let mut fresh: HashSet<String> = HashSet::new();
         let mut conflicts: Vec<crate::processing::Conflict> = Vec::new();
         // The last occurrence of a ref wins within one batch, as if written one after another.
         let mut unique: HashMap<&str, &DeferredEntity> = HashMap::new();
@@ -478,6 +495,7 @@ macro_rules! upsert_unprocessed {
                     for entity in inserts {
                         if inserted.contains(&entity.entity_ref) {
                             accepted.push(entity.entity_ref.clone());
+                            fresh.insert(entity.entity_ref.clone());
                         } else {
                             pending.push(entity);
                         }
@@ -485,7 +503,7 @@ macro_rules! upsert_unprocessed {
                 }
             }
         }
-        (accepted, conflicts)
+        (accepted, conflicts, fresh)
     }};
 }
 pub(crate) use upsert_unprocessed;
