@@ -244,6 +244,7 @@ impl Store {
                     }
                 }
             }
+            let timer = std::time::Instant::now();
             // One multi-row UPDATE per chunk instead of one statement per entity. RETURNING tells
             // which entities still exist: one deleted while it was being processed (its id is
             // gone even if the ref has come back) must have its result dropped, or its relations
@@ -291,6 +292,7 @@ impl Store {
                 }
             }
 
+            let t_update = timer.elapsed().as_millis();
             // Relations: replace everything the succeeded entities originated. Both the old and
             // the new sources must be re-stitched.
             for chunk in unchanged.chunks(CHUNK) {
@@ -348,6 +350,7 @@ impl Store {
                 query.execute(&mut *tx).await?;
             }
 
+            let t_relations = timer.elapsed().as_millis();
             // Emitter edges: children no longer emitted become orphans (and are re-stitched so
             // they show it); emitted children are upserted under the conflict rule.
             let mut old_edges: HashSet<(String, String)> = HashSet::new();
@@ -384,6 +387,7 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
+            let t_edges = timer.elapsed().as_millis();
             // Children that lost or gained an emitter edge change their orphan mark; the others
             // are stitched when their own pass changes something.
             let new_edges: HashSet<(String, String)> =
@@ -394,6 +398,7 @@ impl Store {
                 }
             }
             enqueue_stitch!(&mut tx, &stitch);
+            tracing::debug!(t_update, t_relations, t_edges, t_stitch = timer.elapsed().as_millis(), stitch = stitch.len(), "write_results phases");
         });
         Ok(summary)
     }
