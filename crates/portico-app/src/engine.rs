@@ -57,6 +57,8 @@ const IN_FLIGHT: usize = 64;
 /// Counters for progress reporting.
 #[derive(Debug, Default)]
 pub struct EngineStats {
+    /// True while a processing round runs (a large Location pass can take seconds).
+    pub busy: std::sync::atomic::AtomicBool,
     pub processed: AtomicU64,
     pub stitched: AtomicU64,
     pub failed: AtomicU64,
@@ -135,6 +137,13 @@ impl Engine {
     /// One round: claim, process, write, stitch. Evaluates to whether there was any work.
     pub async fn round(&self) -> Result<bool, portico_store::Error> {
         self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        self.stats.busy.store(true, Ordering::Relaxed);
+        let result = self.round_inner().await;
+        self.stats.busy.store(false, Ordering::Relaxed);
+        result
+    }
+
+    async fn round_inner(&self) -> Result<bool, portico_store::Error> {
         let interval = self.options.processing_interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
         let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4);
         let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(15_000);

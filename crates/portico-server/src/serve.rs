@@ -176,6 +176,9 @@ async fn report_progress(app: Arc<App>, shutdown: CancellationToken) {
             );
             last = now;
             idle_reported = false;
+        } else if stats.busy.load(Ordering::Relaxed) {
+            eprintln!("portico: ingest: working ({} processed so far)", now.0);
+            idle_reported = false;
         } else if !idle_reported {
             eprintln!("portico: ingest: idle, {} entities in the catalog", app.catalog().read().len());
             idle_reported = true;
