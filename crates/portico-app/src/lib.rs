@@ -358,6 +358,67 @@ impl App {
         Ok(CreatedLocation { location: row, entities: Vec::new(), exists: None })
     }
 
+    /// `PUT /locations/{id}`: points a registered location elsewhere. Its Location entity keeps
+    /// its name (derived from the original target) and is processed again with the new spec.
+    pub async fn update_location(
+        &self,
+        _identity: &Identity,
+        id: &str,
+        kind: &str,
+        target: &str,
+    ) -> Result<LocationRow, Error> {
+        if !self.options.allowed_location_types.iter().any(|allowed| allowed == kind) {
+            return Err(Error::Input(format!(
+                "Registered locations must be of an allowed type {}",
+                serde_json::to_string(&self.options.allowed_location_types).unwrap_or_default()
+            )));
+        }
+        if self.options.readonly {
+            return Err(Error::NotAllowed("This operation not allowed in readonly mode".into()));
+        }
+        let location =
+            LocationRef::parse(&format!("{kind}:{target}")).map_err(|error| Error::Input(error.message))?;
+        let row = self.store.update_location(id, kind, target).await.map_err(|error| match error {
+            portico_store::Error::LocationNotFound { id } => {
+                Error::NotFound(format!("Found no location with ID {id}"))
+            }
+            portico_store::Error::LocationExists { kind, target } => {
+                Error::Conflict(format!("Location {kind}:{target} already exists"))
+            }
+            other => Error::Store(other),
+        })?;
+        // The entity keeps the name and annotations it was created with; only its spec moves.
+        let Some(current) = self.catalog.read().parsed(&row.entity_ref) else {
+            return Ok(row);
+        };
+        let mut entity = current;
+        if let Some(object) = entity.as_object_mut() {
+            object.remove("relations");
+            object.remove("status");
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.remove("uid");
+                metadata.remove("etag");
+            }
+            object.insert(
+                "spec".into(),
+                serde_json::json!({ "type": location.kind, "target": location.target }),
+            );
+        }
+        let original_key = entity
+            .pointer("/metadata/annotations")
+            .and_then(|annotations| annotations.get(MANAGED_BY_LOCATION))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.locations
+            .apply_mutation(Mutation::Delta {
+                added: vec![ProvidedEntity { entity, location_key: original_key }],
+                removed: Vec::new(),
+            })
+            .await
+            .map_err(provider_error)?;
+        Ok(row)
+    }
+
     /// `DELETE /locations/{id}`: removes the location and everything only it kept alive.
     pub async fn delete_location(&self, _identity: &Identity, id: &str) -> Result<(), Error> {
         if self.options.readonly {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{ConnectOptions, PgPool, SqlitePool};
 
 pub use crate::deletion::{AncestryItem, StoreCounts};
 pub use crate::location::LocationRow;
@@ -127,7 +127,10 @@ impl Store {
                         4,
                     ),
                 };
+                // Bulk writes of a large ingestion legitimately take more than sqlx's one-second
+                // "slow statement" threshold; that is not worth a warning in the operator's log.
                 let options = options
+                    .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
                     .pragma("cache_size", "-65536");
@@ -141,7 +144,8 @@ impl Store {
                 Backend::Sqlite(pool)
             }
             DatabaseConfig::Postgres { url } => {
-                let options = PgConnectOptions::from_str(url)?;
+                let options = PgConnectOptions::from_str(url)?
+                    .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(30))

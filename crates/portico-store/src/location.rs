@@ -68,6 +68,31 @@ impl Store {
         }
     }
 
+    /// Changes a location's type and target, keeping its id and entity ref (Backstage keeps the
+    /// generated Location entity's name derived from the original target).
+    /// Fails with `LocationNotFound` or `LocationExists`.
+    pub async fn update_location(&self, id: &str, kind: &str, target: &str) -> Result<LocationRow> {
+        let result: std::result::Result<Option<LocationRow>, sqlx::Error> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "UPDATE locations SET type = $1, target = $2 WHERE id = $3
+                 RETURNING id, type, target, entity_ref",
+            )
+            .bind(kind)
+            .bind(target)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        });
+        match result {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => Err(Error::LocationNotFound { id: id.to_owned() }),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(Error::LocationExists { kind: kind.to_owned(), target: target.to_owned() })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Deletes a location row and returns it; the caller removes its entity tree.
     pub async fn delete_location(&self, id: &str) -> Result<LocationRow> {
         let row: Option<LocationRow> = dispatch!(self, pool => {

@@ -26,7 +26,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/analyze-location", post(catalog::analyze_location))
         .route("/locations", get(catalog::list_locations).post(catalog::create_location))
         .route("/locations/by-query", post(catalog::query_locations))
-        .route("/locations/{id}", get(catalog::get_location).delete(catalog::delete_location))
+        .route(
+            "/locations/{id}",
+            get(catalog::get_location).put(catalog::update_location).delete(catalog::delete_location),
+        )
         .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog::get_location_by_entity));
     let api = Router::new().nest("/api/catalog", catalog);
     let router = Router::new()

@@ -184,11 +184,41 @@ fn url_locations_register_only_from_allowed_hosts(database: &Database) {
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap_or("").contains("allowed type"));
 
+    // PUT points the location elsewhere: same id and entity ref, new target processed; what
+    // only the old target emitted is orphaned.
+    std::fs::write(files.path().join("other.yaml"), component("moved", "from the new target"))
+        .expect("write");
+    let other = file_server.url("other.yaml");
+    let response = server
+        .client
+        .put(format!("{}/api/catalog/locations/{id}", server.base))
+        .json(&json!({ "type": "url", "target": other }))
+        .send()
+        .expect("PUT");
+    assert_eq!(response.status().as_u16(), 200);
+    let updated: Value = response.json().expect("json");
+    assert_eq!(
+        (updated["id"].as_str(), updated["target"].as_str()),
+        (Some(id.as_str()), Some(other.as_str()))
+    );
+    assert_eq!(updated["entityRef"], created["location"]["entityRef"]);
+    server.wait_entity("component", "moved");
+    server.wait_for("the old entity to be orphaned", |server| {
+        let (_, entity) = server.get("/api/catalog/entities/by-name/component/default/remote");
+        (entity["metadata"]["annotations"]["backstage.io/orphan"] == "true").then_some(())
+    });
+    let status = server
+        .client
+        .put(format!("{}/api/catalog/locations/no-such-id", server.base))
+        .json(&json!({ "type": "url", "target": other }))
+        .send()
+        .expect("PUT")
+        .status();
+    assert_eq!(status.as_u16(), 404);
+
     // Deleting the location removes everything it brought in.
     assert_eq!(server.delete(&format!("/api/catalog/locations/{id}")), 204);
-    let (status, _) = server.get("/api/catalog/entities/by-name/component/default/remote");
-    assert_eq!(status, 404);
-    let (status, _) = server.get("/api/catalog/entities/by-name/api/default/remote-api");
+    let (status, _) = server.get("/api/catalog/entities/by-name/component/default/moved");
     assert_eq!(status, 404);
     assert_eq!(server.delete(&format!("/api/catalog/locations/{id}")), 404);
 }

@@ -634,6 +634,25 @@ pub(crate) async fn get_location(
     Ok(json_response(StatusCode::OK, location_json(&location).to_string()))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateLocationBody {
+    #[serde(rename = "type")]
+    kind: String,
+    target: String,
+}
+
+/// `PUT /locations/{id}`.
+pub(crate) async fn update_location(
+    State(app): AppState,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateLocationBody>,
+) -> Result<Response, ApiError> {
+    let location = app.update_location(&identity, &id, &body.kind, &body.target).await?;
+    Ok(json_response(StatusCode::OK, location_json(&location).to_string()))
+}
+
 /// `DELETE /locations/{id}`.
 pub(crate) async fn delete_location(
     State(app): AppState,
