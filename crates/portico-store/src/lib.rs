@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, PgPool, SqlitePool};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
 pub use crate::deletion::{AncestryItem, StoreCounts};
 pub use crate::location::LocationRow;
@@ -134,6 +134,13 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
                     .pragma("cache_size", "-65536");
+                if path.is_some() {
+                    // Create the file and switch it to WAL on one connection first: several pool
+                    // connections racing to change the journal mode of a new file can fail with
+                    // "database is locked" (the change needs an exclusive lock and does not wait).
+                    let connection = options.connect().await?;
+                    connection.close().await?;
+                }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .min_connections(1)

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::support::{catalog_with, free_port, Database, Server, Workspace};
 
-const FIXTURE: &str = r#"
+pub(crate) const FIXTURE: &str = r#"
 apiVersion: backstage.io/v1alpha1
 kind: Group
 metadata: { name: team-a }

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod api;
+mod catalog_client;
 mod cli;
 mod ingest;
 mod support;
