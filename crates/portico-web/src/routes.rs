@@ -30,7 +30,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/locations/{id}",
             get(catalog::get_location).put(catalog::update_location).delete(catalog::delete_location),
         )
-        .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog::get_location_by_entity));
+        .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog::get_location_by_entity))
+        .route("/openapi.json", get(catalog::get_openapi));
     let api = Router::new().nest("/api/catalog", catalog);
     let router = Router::new()
         .merge(api)

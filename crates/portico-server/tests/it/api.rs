@@ -115,6 +115,12 @@ fn catalog_api_answers_like_backstage(database: &Database) {
     assert_eq!(body["request"]["method"], "GET");
     assert_eq!(body["response"]["statusCode"], 404);
 
+    // The OpenAPI description lists every route.
+    let (status, openapi) = server.get("/api/catalog/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(openapi["openapi"], "3.1.0");
+    assert!(openapi["paths"]["/entities/by-query"]["post"].is_object());
+
     // by-uid.
     let uid = billing["metadata"]["uid"].as_str().expect("uid");
     let (status, by_uid) = server.get(&format!("/api/catalog/entities/by-uid/{uid}"));

@@ -672,3 +672,11 @@ pub(crate) async fn get_location_by_entity(
     let location = app.location_by_entity(&identity, &kind, &namespace, &name).await?;
     Ok(json_response(StatusCode::OK, location_json(&location).to_string()))
 }
+
+/// The OpenAPI description of this API, written for Portico (not Backstage's document).
+const OPENAPI: &str = include_str!("../../assets/catalog-openapi.json");
+
+/// `GET /openapi.json`.
+pub(crate) async fn get_openapi() -> Response {
+    json_response(StatusCode::OK, OPENAPI)
+}
