@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
-use crate::processing::{sha1_hex, Processed, Processor};
+use crate::processing::{Processed, Processor};
 use crate::stitcher::stitch;
 
 /// How the engine runs; comes from `catalog.*` configuration.
@@ -367,14 +367,11 @@ fn outcome_of(processed: Processed, result_hash: String) -> Outcome {
                 .collect(),
             children: children
                 .into_iter()
-                .map(|child| {
-                    let text = child.entity.to_string();
-                    DeferredEntity {
-                        entity_ref: child.entity_ref,
-                        hash: sha1_hex(&text),
-                        entity: text,
-                        location_key: child.location_key,
-                    }
+                .map(|child| DeferredEntity {
+                    entity_ref: child.entity_ref,
+                    hash: child.hash,
+                    entity: child.text,
+                    location_key: child.location_key,
                 })
                 .collect(),
         },

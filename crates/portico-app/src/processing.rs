@@ -56,6 +56,18 @@ pub struct Child {
     pub entity: Value,
     pub entity_ref: String,
     pub location_key: Option<String>,
+    /// `entity` serialized once, and its SHA-1: a Location may emit hundreds of thousands of
+    /// children, and both the result hash and the store need these.
+    pub text: String,
+    pub hash: String,
+}
+
+impl Child {
+    fn new(entity: Value, entity_ref: String, location_key: Option<String>) -> Child {
+        let text = entity.to_string();
+        let hash = sha1_hex(&text);
+        Child { entity, entity_ref, location_key, text, hash }
+    }
 }
 
 /// The result of one pass.
@@ -83,7 +95,9 @@ impl Processed {
             hasher.update([1]);
         }
         if let Some(entity) = &self.entity {
-            hasher.update(stable_json(entity).as_bytes());
+            // Key order is deterministic (the order of the source), so plain serialization is a
+            // stable input for this internal hash.
+            hasher.update(entity.to_string().as_bytes());
             for relation in &self.relations {
                 hasher.update(relation.source.as_bytes());
                 hasher.update([0]);
@@ -93,7 +107,7 @@ impl Processed {
                 hasher.update([1]);
             }
             for child in &self.children {
-                hasher.update(stable_json(&child.entity).as_bytes());
+                hasher.update(child.hash.as_bytes());
                 hasher.update(child.location_key.as_deref().unwrap_or("").as_bytes());
                 hasher.update([2]);
             }
@@ -342,7 +356,7 @@ impl Processor {
                 set_annotation(&mut entity, MANAGED_BY_LOCATION, &location.to_string());
                 set_annotation(&mut entity, MANAGED_BY_ORIGIN_LOCATION, &origin.to_string());
                 let Some(entity_ref) = canonical_ref_of(&entity) else { continue };
-                children.push(Child { entity, entity_ref, location_key: Some(location.to_string()) });
+                children.push(Child::new(entity, entity_ref, Some(location.to_string())));
             }
         }
         if errors.is_empty() {

@@ -353,11 +353,13 @@ impl Store {
             let t_relations = timer.elapsed().as_millis();
             // Emitter edges: children no longer emitted become orphans (and are re-stitched so
             // they show it); emitted children are upserted under the conflict rule.
+            // Only edges that changed are written: a Location re-read with the same targets (a
+            // refresh) touches none of its possibly hundreds of thousands of edges.
             let mut old_edges: HashSet<(String, String)> = HashSet::new();
             for chunk in parents.chunks(CHUNK) {
                 let sql = format!(
-                    "DELETE FROM refresh_state_references WHERE source_entity_ref IN ({})
-                     RETURNING source_entity_ref, target_entity_ref",
+                    "SELECT source_entity_ref, target_entity_ref FROM refresh_state_references
+                     WHERE source_entity_ref IN ({})",
                     placeholders(chunk.len(), 1)
                 );
                 let mut query = sqlx::query_as::<_, (String, String)>(&sql);
@@ -371,27 +373,44 @@ impl Store {
             let (accepted, conflicts, fresh) = upsert_unprocessed!(&mut tx, &deferred, now);
             summary.conflicts = conflicts;
             let accepted: HashSet<String> = accepted.into_iter().collect();
-            let edges: Vec<(&str, &str)> = children
+            let new_edges: HashSet<(String, String)> = children
                 .iter()
                 .filter(|(_, child)| accepted.contains(&child.entity_ref))
-                .map(|(parent, child)| (*parent, child.entity_ref.as_str()))
+                .map(|(parent, child)| ((*parent).to_owned(), child.entity_ref.clone()))
                 .collect();
-            for chunk in edges.chunks(CHUNK) {
+            let mut removed: HashMap<&str, Vec<&str>> = HashMap::new();
+            for (parent, child) in old_edges.difference(&new_edges) {
+                removed.entry(parent.as_str()).or_default().push(child.as_str());
+            }
+            for (parent, children) in &removed {
+                for chunk in children.chunks(CHUNK) {
+                    let sql = format!(
+                        "DELETE FROM refresh_state_references
+                         WHERE source_entity_ref = $1 AND target_entity_ref IN ({})",
+                        placeholders(chunk.len(), 2)
+                    );
+                    let mut query = sqlx::query(&sql).bind(*parent);
+                    for child in chunk {
+                        query = query.bind(*child);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+            let added: Vec<&(String, String)> = new_edges.difference(&old_edges).collect();
+            for chunk in added.chunks(CHUNK) {
                 let sql = format!(
                     "INSERT INTO refresh_state_references (source_entity_ref, target_entity_ref) VALUES {}",
                     value_tuples(chunk.len(), 2, 1)
                 );
                 let mut query = sqlx::query(&sql);
                 for (parent, child) in chunk {
-                    query = query.bind(*parent).bind(*child);
+                    query = query.bind(parent).bind(child);
                 }
                 query.execute(&mut *tx).await?;
             }
             let t_edges = timer.elapsed().as_millis();
             // Children that lost or gained an emitter edge change their orphan mark; the others
             // are stitched when their own pass changes something.
-            let new_edges: HashSet<(String, String)> =
-                edges.iter().map(|(parent, child)| ((*parent).to_owned(), (*child).to_owned())).collect();
             for (_, child) in old_edges.symmetric_difference(&new_edges) {
                 if !fresh.contains(child) {
                     stitch.insert(child.clone());
