@@ -38,26 +38,56 @@ impl Catalog {
     }
 
     /// Rebuilds the index from every stored final entity.
+    ///
+    /// Reading, parsing and inserting overlap: one task reads pages from the store while up to
+    /// `PARSERS` blocking tasks parse pages into search rows, and this task fills the index.
     pub async fn load(&self, store: &Store) -> Result<usize, portico_store::Error> {
+        const PARSERS: usize = 2;
         let _writer = self.writer.lock().await;
         let seq = store.current_seq().await?;
-        let mut index = Index::default();
-        let mut after = String::new();
-        loop {
-            let rows = store.final_entities_page(&after, LOAD_PAGE).await?;
-            let Some(last) = rows.last() else { break };
-            after = last.entity_ref.clone();
-            // Parsing and flattening is the expensive part; spread it over the cores.
-            let prepared = tokio::task::spawn_blocking(move || {
-                rows.into_iter()
-                    .filter_map(|row| prepare(&row.entity_ref, row.final_entity))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_default();
-            for (entity_ref, uid, body, rows) in prepared {
-                index.upsert(&entity_ref, &uid, body, rows);
+        let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel::<Vec<portico_store::FinalRow>>(PARSERS);
+        let reader_store = store.clone();
+        let reader = tokio::spawn(async move {
+            let mut after = String::new();
+            loop {
+                let rows = reader_store.final_entities_page(&after, LOAD_PAGE).await?;
+                let Some(last) = rows.last() else { return Ok::<(), portico_store::Error>(()) };
+                after = last.entity_ref.clone();
+                if pages_tx.send(rows).await.is_err() {
+                    return Ok(());
+                }
             }
+        });
+        let mut index = Index::default();
+        let mut parsing: std::collections::VecDeque<tokio::task::JoinHandle<Vec<Prepared>>> =
+            std::collections::VecDeque::new();
+        let insert =
+            |index: &mut Index, prepared: Result<Vec<Prepared>, tokio::task::JoinError>| match prepared {
+                Ok(prepared) => {
+                    for (entity_ref, uid, body, rows) in prepared {
+                        index.upsert(&entity_ref, &uid, body, rows);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "parsing stored entities failed; some are missing from the index")
+                }
+            };
+        while let Some(rows) = pages_rx.recv().await {
+            parsing.push_back(tokio::task::spawn_blocking(move || {
+                rows.into_iter().filter_map(|row| prepare(&row.entity_ref, row.final_entity)).collect()
+            }));
+            if parsing.len() >= PARSERS {
+                if let Some(handle) = parsing.pop_front() {
+                    insert(&mut index, handle.await);
+                }
+            }
+        }
+        while let Some(handle) = parsing.pop_front() {
+            insert(&mut index, handle.await);
+        }
+        match reader.await {
+            Ok(result) => result?,
+            Err(error) => tracing::error!(%error, "the index loader's reader task failed"),
         }
         let count = index.len();
         *self.index.write() = index;
