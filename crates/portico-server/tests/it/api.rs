@@ -143,6 +143,9 @@ fn catalog_api_answers_like_backstage(database: &Database) {
     let (_, list) = server.get("/api/catalog/entities?filter=relations.ownedby=group:default/team-b");
     assert_eq!(names(&list), vec!["checkout"]);
 
+    let (status, empty) = server.get("/api/catalog/entities?filter=kind=nothing");
+    assert_eq!((status, empty), (200, json!([])));
+
     // Field selection keeps the selected subtrees only.
     let (_, list) = server.get("/api/catalog/entities?filter=kind=api&fields=metadata.name,kind");
     assert_eq!(list, json!([{ "kind": "API", "metadata": { "name": "billing-api" } }]));

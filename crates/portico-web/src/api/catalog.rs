@@ -103,13 +103,17 @@ pub(crate) async fn list_entities(
     Ok(response)
 }
 
-/// Streams a JSON array of entity texts in chunks, so a large list is never built in memory
-/// as one string.
+/// Streams a JSON array of entity texts in chunks, each built only when the client is ready for
+/// it: the entities are shared with the index (`Arc`), so a response of every entity never
+/// exists as one string in memory.
 fn stream_array(items: Vec<Arc<str>>) -> Response {
     let total = items.len();
-    let mut chunks: Vec<String> = Vec::with_capacity(total / STREAM_CHUNK + 2);
-    for (chunk_index, chunk) in items.chunks(STREAM_CHUNK).enumerate() {
-        let mut text = String::with_capacity(chunk.iter().map(|item| item.len() + 1).sum::<usize>() + 1);
+    let chunk_count = total.div_ceil(STREAM_CHUNK);
+    let items = Arc::new(items);
+    let chunks = (0..chunk_count).map(move |chunk_index| {
+        let start = chunk_index * STREAM_CHUNK;
+        let chunk = &items[start..(start + STREAM_CHUNK).min(total)];
+        let mut text = String::with_capacity(chunk.iter().map(|item| item.len() + 1).sum::<usize>() + 2);
         text.push(if chunk_index == 0 { '[' } else { ',' });
         for (index, item) in chunk.iter().enumerate() {
             if index > 0 {
@@ -117,14 +121,15 @@ fn stream_array(items: Vec<Arc<str>>) -> Response {
             }
             text.push_str(item);
         }
-        chunks.push(text);
+        if chunk_index + 1 == chunk_count {
+            text.push(']');
+        }
+        Ok::<_, std::convert::Infallible>(text)
+    });
+    if chunk_count == 0 {
+        return json_response(StatusCode::OK, "[]");
     }
-    if chunks.is_empty() {
-        chunks.push("[".into());
-    }
-    chunks.push("]".into());
-    let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::convert::Infallible>));
-    json_response(StatusCode::OK, Body::from_stream(stream))
+    json_response(StatusCode::OK, Body::from_stream(futures::stream::iter(chunks)))
 }
 
 /// `GET /entities/by-query`.
