@@ -217,6 +217,39 @@ impl Store {
     }
 }
 
+/// Runs a statement whose only parameters are an `IN ({})` list once per `CHUNK` of `$items`,
+/// evaluating to every row it returns. `$executor` is re-borrowed for each chunk.
+macro_rules! fetch_in {
+    ($executor:expr, $sql:literal, $items:expr, $row:ty) => {{
+        let mut rows: Vec<$row> = Vec::new();
+        for chunk in $items.chunks($crate::CHUNK) {
+            let sql = format!($sql, $crate::placeholders(chunk.len(), 1));
+            let mut query = sqlx::query_as::<_, $row>(&sql);
+            for item in chunk {
+                query = query.bind(item);
+            }
+            rows.extend(query.fetch_all($executor).await?);
+        }
+        rows
+    }};
+}
+pub(crate) use fetch_in;
+
+/// Like `fetch_in!` for statements that return nothing.
+macro_rules! execute_in {
+    ($executor:expr, $sql:literal, $items:expr) => {{
+        for chunk in $items.chunks($crate::CHUNK) {
+            let sql = format!($sql, $crate::placeholders(chunk.len(), 1));
+            let mut query = sqlx::query(&sql);
+            for item in chunk {
+                query = query.bind(item);
+            }
+            query.execute($executor).await?;
+        }
+    }};
+}
+pub(crate) use execute_in;
+
 /// Builds `($1,$2,$3),($4,$5,$6)…` for a multi-row statement.
 pub(crate) fn value_tuples(rows: usize, columns: usize, first: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);

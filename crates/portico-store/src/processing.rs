@@ -295,33 +295,19 @@ impl Store {
             let t_update = timer.elapsed().as_millis();
             // Relations: replace everything the succeeded entities originated. Both the old and
             // the new sources must be re-stitched.
-            for chunk in unchanged.chunks(CHUNK) {
-                let sql = format!(
-                    "UPDATE refresh_state SET lease_until = 0 WHERE entity_id IN ({})",
-                    placeholders(chunk.len(), 1)
-                );
-                let mut query = sqlx::query(&sql);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.execute(&mut *tx).await?;
-            }
+            crate::execute_in!(&mut *tx, "UPDATE refresh_state SET lease_until = 0 WHERE entity_id IN ({})", unchanged);
 
             // Only sources whose relations actually changed are re-stitched: a pass that keeps
             // its relations (the common case on refresh) touches nobody else.
-            let mut old_relations: HashSet<(String, String, String, String)> = HashSet::new();
-            for chunk in succeeded_ids.chunks(CHUNK) {
-                let sql = format!(
-                    "DELETE FROM relations WHERE originating_entity_id IN ({})
-                     RETURNING originating_entity_id, source_entity_ref, type, target_entity_ref",
-                    placeholders(chunk.len(), 1)
-                );
-                let mut query = sqlx::query_as::<_, (String, String, String, String)>(&sql);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                old_relations.extend(query.fetch_all(&mut *tx).await?);
-            }
+            let old_relations: HashSet<(String, String, String, String)> = crate::fetch_in!(
+                &mut *tx,
+                "DELETE FROM relations WHERE originating_entity_id IN ({})
+                 RETURNING originating_entity_id, source_entity_ref, type, target_entity_ref",
+                succeeded_ids,
+                (String, String, String, String)
+            )
+            .into_iter()
+            .collect();
             let mut new_relations: HashSet<(String, String, String, String)> = HashSet::new();
             for (relation, origin) in relations.iter().zip(&relation_origins) {
                 new_relations.insert((
@@ -355,19 +341,15 @@ impl Store {
             // they show it); emitted children are upserted under the conflict rule.
             // Only edges that changed are written: a Location re-read with the same targets (a
             // refresh) touches none of its possibly hundreds of thousands of edges.
-            let mut old_edges: HashSet<(String, String)> = HashSet::new();
-            for chunk in parents.chunks(CHUNK) {
-                let sql = format!(
-                    "SELECT source_entity_ref, target_entity_ref FROM refresh_state_references
-                     WHERE source_entity_ref IN ({})",
-                    placeholders(chunk.len(), 1)
-                );
-                let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-                for parent in chunk {
-                    query = query.bind(*parent);
-                }
-                old_edges.extend(query.fetch_all(&mut *tx).await?);
-            }
+            let old_edges: HashSet<(String, String)> = crate::fetch_in!(
+                &mut *tx,
+                "SELECT source_entity_ref, target_entity_ref FROM refresh_state_references
+                 WHERE source_entity_ref IN ({})",
+                parents,
+                (String, String)
+            )
+            .into_iter()
+            .collect();
             let deferred: Vec<DeferredEntity> =
                 children.iter().map(|(_, child)| (*child).clone()).collect();
             let (accepted, conflicts, fresh) = upsert_unprocessed!(&mut tx, &deferred, now);
@@ -585,37 +567,21 @@ macro_rules! delete_unreachable {
                 }
                 let refs: Vec<&str> = doomed.iter().map(|(entity_ref, _)| entity_ref.as_str()).collect();
                 let ids: Vec<&str> = doomed.iter().map(|(_, id)| id.as_str()).collect();
-                let sql = format!(
+                let children = crate::fetch_in!(
+                    &mut **tx,
                     "DELETE FROM refresh_state_references WHERE source_entity_ref IN ({}) RETURNING target_entity_ref",
-                    placeholders(refs.len(), 1)
+                    refs,
+                    (String,)
                 );
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                for entity_ref in &refs {
-                    query = query.bind(*entity_ref);
-                }
-                for (child,) in query.fetch_all(&mut **tx).await? {
-                    next.push(child);
-                }
-                let sql = format!(
+                next.extend(children.into_iter().map(|(child,)| child));
+                let sources = crate::fetch_in!(
+                    &mut **tx,
                     "DELETE FROM relations WHERE originating_entity_id IN ({}) RETURNING source_entity_ref",
-                    placeholders(ids.len(), 1)
+                    ids,
+                    (String,)
                 );
-                let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                for id in &ids {
-                    query = query.bind(*id);
-                }
-                for (source,) in query.fetch_all(&mut **tx).await? {
-                    stitch.insert(source);
-                }
-                let sql = format!(
-                    "DELETE FROM refresh_state WHERE entity_id IN ({})",
-                    placeholders(ids.len(), 1)
-                );
-                let mut query = sqlx::query(&sql);
-                for id in &ids {
-                    query = query.bind(*id);
-                }
-                query.execute(&mut **tx).await?;
+                stitch.extend(sources.into_iter().map(|(source,)| source));
+                crate::execute_in!(&mut **tx, "DELETE FROM refresh_state WHERE entity_id IN ({})", ids);
                 let seq = crate::stitch::next_seq!(tx);
                 crate::stitch::delete_final!(tx, &refs, seq);
                 for entity_ref in refs {
