@@ -280,7 +280,9 @@ impl Store {
                     Outcome::Succeeded { relations: own, children: kids, .. } => {
                         stitch.insert(outcome.entity_ref.clone());
                         succeeded_ids.push(&outcome.entity_id);
-                        for relation in own {
+                        // A processor may emit the same relation twice; it is stored once.
+                        let mut seen: HashSet<&RelationRow> = HashSet::new();
+                        for relation in own.iter().filter(|relation| seen.insert(relation)) {
                             relations.push(relation);
                             relation_origins.push(&outcome.entity_id);
                         }
