@@ -273,3 +273,52 @@ fn a_killed_server_restarts_with_a_consistent_catalog(database: &Database) {
     assert_eq!(list.len(), 2000);
     assert!(list.iter().all(|entity| entity["relations"].to_string().contains("group:default/team-a")));
 }
+
+#[test]
+fn location_targets_resolve_relatively_with_globs_and_optional_presence() {
+    let workspace = Workspace::new();
+    workspace.write(
+        "catalog/root.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  presence: optional\n  targets:\n    - ./parts/*.yaml\n    - ./missing.yaml\n",
+    );
+    workspace.write("catalog/parts/a.yaml", &component("part-a", "x"));
+    workspace.write("catalog/parts/b.yaml", &component("part-b", "x"));
+    workspace.write(
+        "catalog/strict.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: strict\nspec:\n  target: ./nowhere.yaml\n",
+    );
+    let port = free_port();
+    workspace.config(
+        port,
+        "catalog:\n  locations:\n    - type: file\n      target: ./catalog/root.yaml\n    - type: file\n      target: ./catalog/strict.yaml\n",
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("component", "part-a");
+    server.wait_entity("component", "part-b");
+    // An optional missing target is no error; a required one is reported on its Location.
+    let (_, root) = server.get("/api/catalog/entities/by-name/location/default/root");
+    assert!(root.get("status").is_none(), "{root}");
+    server.wait_for("the missing-file error in the log", |server| {
+        server.log_text().contains("nowhere.yaml does not exist").then_some(())
+    });
+}
+
+#[test]
+fn oversized_descriptor_files_are_refused_with_a_clear_error() {
+    let workspace = Workspace::new();
+    let padding = format!("# {}\n", "x".repeat(1023)).repeat(9 * 1024);
+    workspace.write("catalog/huge.yaml", &format!("{}{padding}", component("huge", "x")));
+    workspace.write("catalog/small.yaml", &component("small", "x"));
+    let port = free_port();
+    workspace.config(
+        port,
+        "catalog:\n  locations:\n    - type: file\n      target: ./catalog/huge.yaml\n    - type: file\n      target: ./catalog/small.yaml\n",
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("component", "small");
+    server.wait_for("the size error in the log", |server| {
+        server.log_text().contains("is larger than the limit of 8 MiB").then_some(())
+    });
+    let (status, _) = server.get("/api/catalog/entities/by-name/component/default/huge");
+    assert_eq!(status, 404);
+}
