@@ -152,7 +152,14 @@ impl Catalog {
 type Prepared = (String, String, Arc<str>, Vec<portico_query::search::SearchRow>);
 
 fn prepare(entity_ref: &str, text: String) -> Option<Prepared> {
-    let entity: Value = serde_json::from_str(&text).ok()?;
+    let entity: Value = match serde_json::from_str(&text) {
+        Ok(entity) => entity,
+        Err(error) => {
+            // Only a damaged database gets here; say so rather than serve a partial catalog quietly.
+            tracing::error!(entity.r#ref = entity_ref, %error, "stored final entity is not valid JSON; left out of the index");
+            return None;
+        }
+    };
     prepare_parsed(entity_ref, &entity, text)
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{now_millis, placeholders, transaction, value_tuples, Result, Store, CHUNK};
+use crate::{dispatch, now_millis, placeholders, transaction, value_tuples, Result, Store, CHUNK};
 
 /// An unprocessed entity handed over by a provider or emitted by a parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,10 +165,10 @@ impl Store {
         let now = now_millis();
         let spread = (interval_ms / 2).max(1);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = match &self.backend {
-            crate::Backend::Sqlite(pool) => {
-                sqlx::query_as(
-                    "UPDATE refresh_state
+        // The dialects differ in `random()` and in row locking; the parameters are the same.
+        let sql = match &self.backend {
+            crate::Backend::Sqlite(_) => {
+                "UPDATE refresh_state
                      SET next_update_at = $1 + $2 + (abs(random()) % $3), lease_until = $1 + $4
                      WHERE entity_id IN (
                          SELECT entity_id FROM (
@@ -179,19 +179,10 @@ impl Store {
                          SELECT entity_id FROM (
                              SELECT entity_id FROM refresh_state
                              WHERE lease_until > 0 AND lease_until <= $1 LIMIT $5))
-                     RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",
-                )
-                .bind(now)
-                .bind(interval_ms)
-                .bind(spread)
-                .bind(lease_ms)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+                     RETURNING entity_id, entity_ref, unprocessed_entity, result_hash"
             }
-            crate::Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "UPDATE refresh_state
+            crate::Backend::Postgres(_) => {
+                "UPDATE refresh_state
                      SET next_update_at = $1 + $2 + floor(random() * $3)::bigint, lease_until = $1 + $4
                      WHERE entity_id IN (
                          SELECT entity_id FROM refresh_state
@@ -203,8 +194,11 @@ impl Store {
                          WHERE lease_until > 0 AND lease_until <= $1
                          LIMIT $5
                          FOR UPDATE SKIP LOCKED)
-                     RETURNING entity_id, entity_ref, unprocessed_entity, result_hash",
-                )
+                     RETURNING entity_id, entity_ref, unprocessed_entity, result_hash"
+            }
+        };
+        let rows = dispatch!(self, pool => {
+            sqlx::query_as(sql)
                 .bind(now)
                 .bind(interval_ms)
                 .bind(spread)
@@ -212,8 +206,7 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
-            }
-        };
+        });
         Ok(rows)
     }
 
