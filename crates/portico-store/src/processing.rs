@@ -345,6 +345,68 @@ impl Store {
             )
             .into_iter()
             .collect();
+            // A Location may not emit one of its own emitters (or itself): such an edge would
+            // close a cycle that keeps every entity on it alive after its root is gone. The
+            // child is not followed and the emitter shows why.
+            let mut cycles: HashMap<&str, Vec<&str>> = HashMap::new();
+            let emitting_locations: HashSet<&str> = children
+                .iter()
+                .filter(|(_, child)| child.entity_ref.starts_with("location:"))
+                .map(|(parent, _)| *parent)
+                .collect();
+            for parent in emitting_locations {
+                let ancestors: HashSet<String> = sqlx::query_as::<_, (String,)>(
+                    "WITH RECURSIVE up(entity_ref) AS (
+                         SELECT CAST($1 AS TEXT)
+                         UNION
+                         SELECT r.source_entity_ref FROM refresh_state_references r
+                         JOIN up ON r.target_entity_ref = up.entity_ref
+                         WHERE r.source_entity_ref IS NOT NULL
+                     ) SELECT entity_ref FROM up",
+                )
+                .bind(parent)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(entity_ref,)| entity_ref)
+                .collect();
+                for (emitter, child) in &children {
+                    if *emitter == parent && ancestors.contains(&child.entity_ref) {
+                        cycles.entry(parent).or_default().push(&child.entity_ref);
+                    }
+                }
+            }
+            if !cycles.is_empty() {
+                children.retain(|(parent, child)| {
+                    !cycles.get(parent).is_some_and(|refs| refs.contains(&child.entity_ref.as_str()))
+                });
+                for outcome in outcomes {
+                    let Some(refs) = cycles.get(outcome.entity_ref.as_str()) else { continue };
+                    let errors: Vec<serde_json::Value> = refs
+                        .iter()
+                        .map(|target| {
+                            serde_json::json!({
+                                "name": "InputError",
+                                "message": if *target == outcome.entity_ref {
+                                    format!("Location cycle: {target} lists itself as a target; it was not followed again")
+                                } else {
+                                    format!(
+                                        "Location cycle: {target} already emits {} (directly or through other locations), so it was not followed again",
+                                        outcome.entity_ref
+                                    )
+                                },
+                            })
+                        })
+                        .collect();
+                    // An empty result hash makes the next pass write again, so the error goes
+                    // away once the cycle is broken elsewhere.
+                    sqlx::query("UPDATE refresh_state SET errors = $1, result_hash = '' WHERE entity_id = $2")
+                        .bind(serde_json::Value::Array(errors).to_string())
+                        .bind(&outcome.entity_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
             let deferred: Vec<DeferredEntity> =
                 children.iter().map(|(_, child)| (*child).clone()).collect();
             let (accepted, conflicts, fresh) = upsert_unprocessed!(&mut tx, &deferred, now);

@@ -106,6 +106,7 @@ contract_tests! {
     full_mutation_replaces_everything_the_provider_roots
     delta_mutation_adds_and_removes_roots
     removing_a_root_deletes_every_descendant_nothing_else_emits
+    location_cycles_are_not_followed_and_die_with_their_root
     unchanged_input_is_not_due_again_and_changed_input_is_due_at_once
     last_occurrence_of_a_ref_in_one_batch_wins
 
@@ -451,6 +452,36 @@ async fn removing_a_root_deletes_every_descendant_nothing_else_emits(db: Db) {
     let changes = store.changes_since(seq).await.unwrap();
     assert_eq!(sorted(changes.deletes), expected);
     assert_eq!(finals(store).await.into_keys().collect::<Vec<_>>(), ["component:default/shared"]);
+}
+
+async fn location_cycles_are_not_followed_and_die_with_their_root(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/a"])).await.unwrap();
+    // b emits its own emitter a and itself: neither edge may be stored.
+    process_all(
+        store,
+        &[
+            ("location:default/a", &["location:default/b", "component:default/x"]),
+            ("location:default/b", &["location:default/a", "location:default/b", "component:default/y"]),
+        ],
+    )
+    .await;
+    stitch_all(store).await;
+    let all = finals(store).await;
+    assert_eq!(all.len(), 4);
+    let b = &all["location:default/b"];
+    assert!(b.contains("Location cycle: location:default/a already emits location:default/b"), "{b}");
+    assert!(b.contains("Location cycle: location:default/b lists itself"), "{b}");
+    assert!(!all["location:default/a"].contains("errors="));
+    let ancestry = store.ancestry("location:default/a").await.unwrap();
+    assert_eq!(ancestry, [AncestryItem { entity_ref: "location:default/a".into(), parent_refs: vec![] }]);
+
+    let summary = store.apply_mutation("p", remove(&["location:default/a"])).await.unwrap();
+    assert_eq!(
+        sorted(summary.deleted),
+        ["component:default/x", "component:default/y", "location:default/a", "location:default/b"]
+    );
+    assert_eq!(store.counts().await.unwrap().refresh_state, 0);
 }
 
 async fn unchanged_input_is_not_due_again_and_changed_input_is_due_at_once(db: Db) {
