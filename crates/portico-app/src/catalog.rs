@@ -64,8 +64,9 @@ impl Catalog {
         let insert =
             |index: &mut Index, prepared: Result<Vec<Prepared>, tokio::task::JoinError>| match prepared {
                 Ok(prepared) => {
-                    for (entity_ref, uid, body, rows) in prepared {
+                    for (entity_ref, uid, body, rows, has_errors) in prepared {
                         index.upsert(&entity_ref, &uid, body, rows);
+                        index.flag_errors(&entity_ref, has_errors);
                     }
                 }
                 Err(error) => {
@@ -111,8 +112,9 @@ impl Catalog {
         for entity_ref in &changes.deletes {
             index.remove(entity_ref);
         }
-        for (entity_ref, uid, body, rows) in prepared {
+        for (entity_ref, uid, body, rows, has_errors) in prepared {
             index.upsert(&entity_ref, &uid, body, rows);
+            index.flag_errors(&entity_ref, has_errors);
         }
         self.seq.store(changes.seq, Ordering::Release);
         Ok(())
@@ -138,8 +140,9 @@ impl Catalog {
                 for entity_ref in gone {
                     index.remove(entity_ref);
                 }
-                for (entity_ref, uid, body, rows) in prepared {
+                for (entity_ref, uid, body, rows, has_errors) in prepared {
                     index.upsert(&entity_ref, &uid, body, rows);
+                    index.flag_errors(&entity_ref, has_errors);
                 }
                 self.seq.store(seq, Ordering::Release);
                 return Ok(());
@@ -149,7 +152,8 @@ impl Catalog {
     }
 }
 
-type Prepared = (String, String, Arc<str>, Vec<portico_query::search::SearchRow>);
+/// `(ref, uid, body, search rows, has processing errors)`.
+type Prepared = (String, String, Arc<str>, Vec<portico_query::search::SearchRow>, bool);
 
 fn prepare(entity_ref: &str, text: String) -> Option<Prepared> {
     let entity: Value = match serde_json::from_str(&text) {
@@ -172,5 +176,8 @@ fn prepare_parsed(entity_ref: &str, entity: &Value, text: String) -> Option<Prep
             Vec::new()
         }
     };
-    Some((entity_ref.to_owned(), uid, Arc::from(text), rows))
+    let has_errors = entity.pointer("/status/items").and_then(Value::as_array).is_some_and(|items| {
+        items.iter().any(|item| item.get("level").and_then(Value::as_str) == Some("error"))
+    });
+    Some((entity_ref.to_owned(), uid, Arc::from(text), rows, has_errors))
 }

@@ -112,6 +112,8 @@ pub struct Index {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     live: RoaringBitmap,
+    /// Entities whose last processing pass failed (`status.items` has errors).
+    with_errors: RoaringBitmap,
     by_ref: HashMap<Box<str>, u32>,
     by_uid: HashMap<Box<str>, u32>,
     key_ids: HashMap<Box<str>, u32>,
@@ -222,6 +224,7 @@ impl Index {
         let Some(slot) = self.slots[slot_id as usize].take() else {
             return;
         };
+        self.with_errors.remove(slot_id);
         self.by_uid.remove(&slot.uid);
         // The rows are derived again from the body rather than kept per entity: removal is rare
         // next to reads, and keeping them would roughly double the index's memory.
@@ -266,6 +269,23 @@ impl Index {
 
     fn key(&self, key: &str) -> Option<&KeyIndex> {
         self.key_ids.get(key).map(|&key_id| &self.keys[key_id as usize])
+    }
+
+    /// Records whether the entity carries processing errors (the UI filters on it; the API's
+    /// filter language cannot reach `status`, as in Backstage).
+    pub fn flag_errors(&mut self, entity_ref: &str, has_errors: bool) {
+        if let Some(&slot_id) = self.by_ref.get(entity_ref) {
+            if has_errors {
+                self.with_errors.insert(slot_id);
+            } else {
+                self.with_errors.remove(slot_id);
+            }
+        }
+    }
+
+    /// Entities whose last processing pass failed.
+    pub fn with_errors(&self) -> &RoaringBitmap {
+        &self.with_errors
     }
 
     pub fn by_ref(&self, entity_ref: &str) -> Option<Arc<str>> {

@@ -237,6 +237,29 @@ impl App {
         query::facets(&self.catalog.read(), filter, facets)
     }
 
+    /// Facets for the UI, which can also restrict to entities failing processing.
+    pub fn entity_facets_within(
+        &self,
+        _identity: &Identity,
+        filter: &QueryFilter,
+        only_with_errors: bool,
+        facets: &[String],
+    ) -> Result<Vec<query::Facet>, Error> {
+        query::facets_within(&self.catalog.read(), filter, only_with_errors, facets)
+    }
+
+    /// The most recently changed entities, newest first.
+    pub async fn recently_changed(&self, _identity: &Identity, limit: usize) -> Result<Vec<Arc<str>>, Error> {
+        let refs = self.store.recently_changed(limit).await?;
+        let index = self.catalog.read();
+        Ok(refs.iter().filter_map(|entity_ref| index.by_ref(entity_ref)).collect())
+    }
+
+    /// The entities an entity emits (for a Location: what its targets produced).
+    pub async fn emitted_by(&self, _identity: &Identity, entity_ref: &str) -> Result<Vec<String>, Error> {
+        Ok(self.store.children_of(entity_ref).await?)
+    }
+
     pub async fn entity_ancestry(
         &self,
         _identity: &Identity,

@@ -70,6 +70,9 @@ pub struct QueryRequest {
     pub offset: Option<usize>,
     pub include_total: bool,
     pub cursor: Option<String>,
+    /// Only entities whose last processing pass failed (a UI filter; not part of Backstage's
+    /// API, whose filters cannot reach `status`).
+    pub only_with_errors: bool,
 }
 
 /// One page of a `by-query` answer. Items are JSON texts.
@@ -102,6 +105,8 @@ struct Cursor {
     is_previous: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     total_items: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    only_with_errors: bool,
 }
 
 /// The default page size of `by-query` (what Backstage's server uses).
@@ -129,6 +134,7 @@ pub fn query_entities(index: &Index, request: QueryRequest) -> Result<QueryPage,
                 order_field_values: Vec::new(),
                 is_previous: false,
                 total_items: None,
+                only_with_errors: request.only_with_errors,
             };
             (cursor, false)
         }
@@ -146,6 +152,9 @@ pub fn query_entities(index: &Index, request: QueryRequest) -> Result<QueryPage,
     };
     let order = index.order(&order_key);
     let mut set = index.eval(filter.as_ref());
+    if cursor.only_with_errors {
+        set &= index.with_errors();
+    }
     if order_field.is_some() {
         set &= index.order_members(&order);
     }
@@ -309,8 +318,21 @@ pub type Facet = (String, Vec<(String, u64)>);
 
 /// `entity-facets`: counts per original-case value for each requested facet.
 pub fn facets(index: &Index, filter: &QueryFilter, facets: &[String]) -> Result<Vec<Facet>, Error> {
+    facets_within(index, filter, false, facets)
+}
+
+/// Facets over the entities matching `filter` and, when `only_with_errors`, failing processing.
+pub fn facets_within(
+    index: &Index,
+    filter: &QueryFilter,
+    only_with_errors: bool,
+    facets: &[String],
+) -> Result<Vec<Facet>, Error> {
     let filter = filter.parse()?;
-    let set = index.eval(filter.as_ref());
+    let mut set = index.eval(filter.as_ref());
+    if only_with_errors {
+        set &= index.with_errors();
+    }
     Ok(facets.iter().map(|facet| (facet.clone(), index.facet(&facet.to_lowercase(), &set))).collect())
 }
 

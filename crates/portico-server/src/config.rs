@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) engine: EngineOptions,
     pub(crate) readonly: bool,
     pub(crate) refresh_on_conflict: bool,
+    /// `app.title` and `organization.name`, for the UI.
+    pub(crate) ui: portico_web::UiOptions,
 }
 
 impl Config {
@@ -67,7 +69,13 @@ impl Config {
                 bail!("catalog.defaultLocationConflictStrategy: expected reject or refresh, got {other:?}")
             }
         };
+        let defaults = portico_web::UiOptions::default();
+        let ui = portico_web::UiOptions {
+            app_title: string(root, "app.title")?.unwrap_or(defaults.app_title),
+            organization: string(root, "organization.name")?.unwrap_or(defaults.organization),
+        };
         Ok(Config {
+            ui,
             listen,
             base_url,
             database,

@@ -119,7 +119,7 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
     tokio::spawn(report_progress(app.clone(), shutdown.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
-    let router = portico_web::router(app.clone());
+    let router = portico_web::router(app.clone(), config.ui.clone());
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await

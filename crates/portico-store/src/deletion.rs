@@ -166,6 +166,20 @@ impl Store {
         Ok(items)
     }
 
+    /// Refs the entity emits (a Location's targets' entities), sorted.
+    pub async fn children_of(&self, entity_ref: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT target_entity_ref FROM refresh_state_references WHERE source_entity_ref = $1
+                 ORDER BY target_entity_ref",
+            )
+            .bind(entity_ref)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(entity_ref,)| entity_ref).collect())
+    }
+
     /// True when a provider or a parent still emits the entity.
     pub async fn has_parents(&self, entity_ref: &str) -> Result<bool> {
         let row: Option<(i32,)> = dispatch!(self, pool => {

@@ -274,6 +274,18 @@ impl Store {
         Ok(seq)
     }
 
+    /// Refs of the most recently written final entities, newest first.
+    pub async fn recently_changed(&self, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String,)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT entity_ref FROM final_entities ORDER BY seq DESC, entity_ref LIMIT $1")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(entity_ref,)| entity_ref).collect())
+    }
+
     /// One page of all final entities, ordered by ref, after `after` (keyset pagination), for
     /// loading an index at startup without holding every body in memory at once.
     pub async fn final_entities_page(&self, after: &str, limit: usize) -> Result<Vec<FinalRow>> {

@@ -1,6 +1,7 @@
 //! Test support for Portico's crates: real services that tests run against instead of mocks.
 //!
-//! Dev-dependency only. Today it provides PostgreSQL (`fresh_database`); `require` tells a test
+//! Dev-dependency only. It provides PostgreSQL (`fresh_database`) and headless Chromium
+//! (`Browser`); `require` tells a test
 //! whether a missing service must fail it rather than skip it.
 //!
 //! The policy, shared by every service:
@@ -11,8 +12,10 @@
 //!   image cannot turn the suite silently green.
 //! - A service that is present but fails to start always fails the test.
 
+mod chromium;
 mod postgres;
 
+pub use crate::chromium::Browser;
 pub use crate::postgres::{fresh_database, PostgresServer};
 
 /// True when `PORTICO_TEST_REQUIRE` (comma-separated, case-insensitive) names `component`, so a
@@ -40,6 +43,7 @@ pub(crate) fn unavailable<T>(component: &str, reason: &str) -> Option<T> {
 fn display_name(component: &str) -> &str {
     match component {
         "postgres" => "PostgreSQL",
+        "chromium" => "Chromium",
         other => other,
     }
 }

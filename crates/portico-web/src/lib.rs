@@ -18,3 +18,4 @@ mod middleware;
 mod routes;
 
 pub use crate::routes::router;
+pub use portico_ui::UiOptions;

@@ -11,6 +11,7 @@ use axum::Router;
 use portico_app::identity::Identity;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -27,6 +28,7 @@ pub(crate) fn layer(router: Router) -> Router {
         .layer(axum::middleware::from_fn(error_envelope))
         .layer(axum::middleware::from_fn(identify))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {

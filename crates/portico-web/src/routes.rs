@@ -9,7 +9,8 @@ use portico_app::App;
 use crate::api::{catalog, health};
 
 /// The application router: Backstage's API under `/api`, health under `/.backstage`.
-pub fn router(app: Arc<App>) -> Router {
+/// The UI (`portico_ui`) serves every other path.
+pub fn router(app: Arc<App>, ui: portico_ui::UiOptions) -> Router {
     let catalog = Router::new()
         .route("/entities", get(catalog::list_entities))
         .route("/entities/by-query", get(catalog::query_entities).post(catalog::query_entities_by_predicate))
@@ -37,6 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .route("/.backstage/health/v1/readiness", get(health::readiness))
         .route("/.backstage/health/v1/liveness", get(health::liveness))
-        .with_state(app);
+        .with_state(app.clone())
+        .merge(portico_ui::router(app, ui));
     crate::middleware::layer(router)
 }

@@ -9,3 +9,4 @@ mod catalog_client;
 mod cli;
 mod ingest;
 mod support;
+mod ui;

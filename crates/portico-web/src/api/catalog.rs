@@ -180,6 +180,7 @@ pub(crate) async fn query_entities(
         offset: query.integer("offset")?,
         include_total: total_items(query.first("totalItems"))?,
         cursor: query.first("cursor").map(str::to_owned),
+        only_with_errors: false,
     };
     page_response(&app, &identity, request)
 }
@@ -243,6 +244,7 @@ pub(crate) async fn query_entities_by_predicate(
         offset: body.offset,
         include_total: total_items(body.total_items.as_deref())?,
         cursor: body.cursor,
+        only_with_errors: false,
     };
     page_response(&app, &identity, request)
 }

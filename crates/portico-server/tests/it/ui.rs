@@ -1,0 +1,315 @@
+//! The web UI in a real headless Chromium: browse, filter, follow relations, read an API
+//! definition, view the graph, register a location, switch theme; and hostile entity content
+//! stays inert. Screenshots of the main pages go to `ui-screenshots/` at the repository root.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use portico_testing::Browser;
+
+use crate::support::{catalog_with, free_port, FileServer, Server, Workspace, PATIENCE};
+
+const CATALOG: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: { name: team-a, title: Team A }
+spec: { type: team, children: [] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: { name: team-b }
+spec: { type: team, children: [] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: { name: ada }
+spec: { profile: { displayName: Ada Lovelace, email: ada@example.com }, memberOf: [team-a] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: System
+metadata: { name: pets }
+spec: { owner: team-a }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: { name: alpha, description: The alpha service, tags: [rust] }
+spec: { type: service, lifecycle: production, owner: team-a, system: pets, providesApis: [pets-api], dependsOn: [resource:pets-db] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: { name: beta, description: The beta website }
+spec: { type: website, lifecycle: experimental, owner: team-b, consumesApis: [pets-api] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Resource
+metadata: { name: pets-db }
+spec: { type: database, owner: team-a, system: pets }
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata: { name: pets-api, description: Pets over HTTP }
+spec:
+  type: openapi
+  lifecycle: production
+  owner: team-a
+  system: pets
+  definition: |
+    openapi: 3.0.0
+    info: { title: Pets, version: '1.0' }
+    paths:
+      /pets:
+        get:
+          tags: [pets]
+          summary: List every pet
+          responses:
+            '200': { description: The pets }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: evil
+  title: "<img src=x onerror=window.__pwned=1>"
+  description: "<script>window.__pwned=2</script>"
+  annotations:
+    backstage.io/view-url: "javascript:window.__pwned=3"
+    backstage.io/edit-url: "  JavaScript:window.__pwned=4"
+  links:
+    - { url: "javascript:window.__pwned=5", title: click me }
+    - { url: "https://example.com/docs", title: real docs }
+spec: { type: service, lifecycle: production, owner: team-a }
+"#;
+
+const IMPORTED: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: imported\n  description: Registered through the import page\nspec:\n  type: library\n  lifecycle: experimental\n  owner: team-b\n";
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-screenshots")
+}
+
+async fn wait_for_url(client: &Client, what: &str, check: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let url = client.current_url().await.expect("current url").to_string();
+        if check(&url) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of the first element matching `css`, retried while a navigation replaces the page.
+async fn text_of(client: &Client, css: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let attempt = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match attempt {
+            Ok(text) => return text,
+            Err(error) => assert!(Instant::now() < deadline, "no text for {css}: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the page's text contains `needle`.
+async fn wait_for_text(client: &Client, needle: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while !body_text(client).await.contains(needle) {
+        assert!(Instant::now() < deadline, "the page never showed {needle:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn body_text(client: &Client) -> String {
+    text_of(client, "body").await
+}
+
+#[test]
+fn browsing_filtering_following_and_registering_in_a_real_browser() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let Some(browser) = Browser::start().await else { return };
+        let workspace = Workspace::new();
+        workspace.write("catalog.yaml", CATALOG);
+        let remote = Workspace::new();
+        remote.write("repo/catalog-info.yaml", IMPORTED);
+        let files = FileServer::start(remote.path());
+        let port = free_port();
+        workspace.config(
+            port,
+            &format!(
+                "  reading:\n    allow:\n      - host: 127.0.0.1:{}\napp:\n  title: Test Portal\norganization:\n  name: Acme\n{}",
+                files.port,
+                catalog_with("./catalog.yaml")
+            ),
+        );
+        let server = tokio::task::spawn_blocking({
+            let dir = workspace.path().to_path_buf();
+            move || {
+                let server = Server::start(&dir, port, &[]);
+                server.wait_entity("component", "evil");
+                server.wait_entity("api", "pets-api");
+                server.settle();
+                server
+            }
+        })
+        .await
+        .unwrap();
+        let base = server.base.clone();
+        let client = &browser.client;
+        let shots = screenshots();
+
+        // The catalog table, Components by default.
+        client.goto(&format!("{base}/catalog")).await.unwrap();
+        assert_eq!(client.title().await.unwrap(), "Component entities | Test Portal");
+        let table = text_of(client, "table.entities").await;
+        assert!(table.contains("alpha") && table.contains("beta"), "{table}");
+        assert!(body_text(client).await.contains("Acme"));
+        browser.screenshot(&shots.join("catalog.png")).await;
+
+        // Filter by kind (the select submits itself), then back to components and by owner.
+        client.find(Locator::Css("#f-kind")).await.unwrap().select_by_value("api").await.unwrap();
+        wait_for_url(client, "the API kind filter", |url| url.contains("kind=api")).await;
+        assert!(text_of(client, "table.entities").await.contains("pets-api"));
+        client.find(Locator::Css("#f-kind")).await.unwrap().select_by_value("component").await.unwrap();
+        wait_for_url(client, "the component kind filter", |url| url.contains("kind=component")).await;
+        client.find(Locator::Css("#f-owner")).await.unwrap().select_by_value("group:default/team-b").await.unwrap();
+        wait_for_url(client, "the owner filter", |url| url.contains("owner=group%3Adefault%2Fteam-b")).await;
+        let filtered = text_of(client, "table.entities tbody").await;
+        assert!(filtered.contains("beta") && !filtered.contains("alpha"), "{filtered}");
+        browser.screenshot(&shots.join("catalog-filtered.png")).await;
+
+        // Open an entity, then follow a relation to its API.
+        client.goto(&format!("{base}/catalog")).await.unwrap();
+        client.find(Locator::LinkText("alpha")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the alpha page", |url| url.ends_with("/catalog/default/component/alpha")).await;
+        assert_eq!(text_of(client, "h1").await, "alpha");
+        let page = body_text(client).await;
+        assert!(page.contains("The alpha service") && page.contains("Provided APIs"), "{page}");
+        browser.screenshot(&shots.join("entity.png")).await;
+        client.find(Locator::Css("section[aria-label='Provided APIs'] a")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the API page", |url| url.ends_with("/catalog/default/api/pets-api")).await;
+        assert!(body_text(client).await.contains("Providers"));
+
+        // The API definition tab.
+        client.find(Locator::LinkText("Definition")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the definition tab", |url| url.ends_with("/definition")).await;
+        let definition = body_text(client).await;
+        assert!(definition.contains("List every pet") && definition.contains("OpenAPI 3.0.0"), "{definition}");
+        browser.screenshot(&shots.join("api-definition.png")).await;
+
+        // The relations graph, with nodes that link to entity pages.
+        client.goto(&format!("{base}/catalog/default/component/alpha")).await.unwrap();
+        client.find(Locator::LinkText("Relations graph")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the graph tab", |url| url.ends_with("/graph")).await;
+        let nodes = client.find_all(Locator::Css("svg g.node a")).await.unwrap();
+        assert!(nodes.len() >= 4, "alpha, its owner, system, API and database are drawn: {}", nodes.len());
+        browser.screenshot(&shots.join("graph.png")).await;
+        client.goto(&format!("{base}/catalog/default/component/alpha/graph?depth=1&relation=providesApi")).await.unwrap();
+        let drawn = text_of(client, "section.graph svg").await;
+        assert!(drawn.contains("pets-api") && !drawn.contains("pets-db"), "filtered by relation type: {drawn}");
+        client.goto(&format!("{base}/catalog/default/component/alpha/graph?depth=2&kind=group&kind=user")).await.unwrap();
+        let drawn = text_of(client, "section.graph svg").await;
+        assert!(drawn.contains("Team A") && drawn.contains("ada") && !drawn.contains("pets-api"), "filtered by kind to depth 2: {drawn}");
+
+        // Register a component through the import page: analyze, confirm, land on it.
+        client.goto(&format!("{base}/catalog-import")).await.unwrap();
+        client.find(Locator::Css("#import-url")).await.unwrap().send_keys(&files.url("repo")).await.unwrap();
+        client.find(Locator::Css("form.import button")).await.unwrap().click().await.unwrap();
+        wait_for_text(client, "component:default/imported").await;
+        browser.screenshot(&shots.join("import.png")).await;
+        client.find(Locator::XPath("//button[text()='Register']")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the registered entity", |url| url.ends_with("/catalog/default/component/imported")).await;
+        assert_eq!(text_of(client, "h1").await, "imported");
+
+        // Switch theme; the choice survives a reload.
+        client.goto(&format!("{base}/")).await.unwrap();
+        client.find(Locator::Css("[data-theme-toggle]")).await.unwrap().click().await.unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            client.refresh().await.unwrap();
+            let theme = client.execute("return document.documentElement.getAttribute('data-theme')", vec![]).await.unwrap();
+            if theme == serde_json::json!("dark") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the dark theme was not remembered: {theme}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        browser.screenshot(&shots.join("home-dark.png")).await;
+
+        // Hostile content is shown as text and never runs or links.
+        client.goto(&format!("{base}/catalog/default/component/evil")).await.unwrap();
+        let page = body_text(client).await;
+        assert!(page.contains("<script>window.__pwned=2</script>"), "shown literally: {page}");
+        assert!(page.contains("<img src=x onerror=window.__pwned=1>"));
+        for link in client.find_all(Locator::Css("a")).await.unwrap() {
+            let href = link.attr("href").await.unwrap().unwrap_or_default();
+            assert!(!href.trim().to_lowercase().starts_with("javascript:"), "a javascript: link was rendered: {href}");
+        }
+        assert!(client.find(Locator::LinkText("real docs")).await.is_ok());
+        let pwned = client.execute("return window.__pwned === undefined", vec![]).await.unwrap();
+        assert_eq!(pwned, serde_json::json!(true), "hostile content ran");
+        browser.screenshot(&shots.join("hostile.png")).await;
+
+        // Inspect shows the raw entity.
+        client.goto(&format!("{base}/catalog/default/component/evil/inspect")).await.unwrap();
+        assert!(body_text(client).await.contains("backstage.io/view-url"));
+        let pwned = client.execute("return window.__pwned === undefined", vec![]).await.unwrap();
+        assert_eq!(pwned, serde_json::json!(true));
+
+        browser.close().await;
+        drop(server);
+        eprintln!("screenshots in {}", shots.display());
+    });
+}
+
+#[test]
+fn pages_answer_with_status_titles_and_security_headers() {
+    let workspace = Workspace::new();
+    workspace.write("catalog.yaml", CATALOG);
+    let port = free_port();
+    workspace.config(port, &catalog_with("./catalog.yaml"));
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("component", "alpha");
+
+    let page = server.get_raw("/catalog/default/component/alpha");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let html = page.text().unwrap();
+    assert!(html.contains("<title>alpha (Component) | Portico</title>"), "{html}");
+    assert!(html.contains(r#"<main id="main""#) && html.contains(r#"<nav class="side" aria-label="Main""#));
+
+    // Missing entities and pages are 404 with a helpful page; names are case-insensitive.
+    assert_eq!(server.get_raw("/catalog/default/component/nope").status(), 404);
+    assert_eq!(server.get_raw("/no/such/page").status(), 404);
+    assert_eq!(server.get_raw("/catalog/default/Component/ALPHA").status(), 200);
+
+    // Hostile text is escaped in the HTML itself, not only inert in a browser.
+    let evil = server.get_raw("/catalog/default/component/evil").text().unwrap();
+    assert!(!evil.contains("<script>window") && evil.contains("&lt;script&gt;window.__pwned=2"));
+    assert!(
+        !evil.to_lowercase().contains("href=\"javascript:")
+            && !evil.to_lowercase().contains("href=\"  javascript:")
+    );
+
+    // Bad query parameters never fail the page.
+    assert_eq!(server.get_raw("/catalog?kind=component&cursor=not-a-cursor").status(), 400);
+    assert_eq!(server.get_raw("/catalog?kind=%00&sort=nonsense&dir=sideways").status(), 200);
+
+    // Static assets are cacheable forever under hashed names; pages are compressed.
+    let css =
+        html.split("href=\"/static/").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
+    let asset = server.get_raw(&format!("/static/{css}"));
+    assert_eq!(asset.status(), 200);
+    assert!(asset.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    let compressed = server
+        .client
+        .get(format!("{}/catalog", server.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(compressed.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+}
