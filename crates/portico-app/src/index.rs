@@ -139,6 +139,10 @@ pub struct SortedOrder {
     /// `(rank of the sort value in values, slot)`, sorted by value then uid.
     entries: Vec<(u32, u32)>,
     values: Vec<Box<str>>,
+    /// The entities in the order, for intersecting with a query's set.
+    members: RoaringBitmap,
+    /// Slot id to its rank (`u32::MAX` when absent), so a cursor's position is found at once.
+    ranks: Vec<u32>,
 }
 
 /// A position in a sorted order: the sort value (lower-cased) and the uid.
@@ -414,12 +418,23 @@ impl Index {
         };
         let mut counts: Vec<(String, u64)> = Vec::new();
         for (value, posting) in &index.values {
+            // Counting needs no bitmap, unless some entities spell the value differently.
+            let Some(spellings) = index.originals.get(value) else {
+                let count = match posting {
+                    Posting::One(slot_id) => u64::from(within.contains(*slot_id)),
+                    Posting::Many(bitmap) => bitmap.intersection_len(within),
+                };
+                if count > 0 {
+                    counts.push((value.to_string(), count));
+                }
+                continue;
+            };
             let mut matching = posting.and(within);
             if matching.is_empty() {
                 continue;
             }
             // Entities whose original spelling differs are counted under that spelling.
-            for (original, original_posting) in index.originals.get(value).into_iter().flatten() {
+            for (original, original_posting) in spellings {
                 let under_original = &matching & original_posting;
                 if !under_original.is_empty() {
                     matching -= &under_original;
@@ -469,7 +484,7 @@ impl Index {
                     .map(|(rank, (_, slot_id))| (u32::try_from(rank).unwrap_or(u32::MAX), *slot_id))
                     .collect();
                 let values = by_ref.into_iter().map(|(entity_ref, _)| entity_ref.into()).collect();
-                return SortedOrder { generation: self.generation, entries, values };
+                return self.finish_order(entries, values);
             }
             OrderKey::Field(key) => {
                 if let Some(index) = self.key(key) {
@@ -491,7 +506,18 @@ impl Index {
             }
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.uid_of(a.1).cmp(self.uid_of(b.1))));
-        SortedOrder { generation: self.generation, entries, values }
+        self.finish_order(entries, values)
+    }
+
+    fn finish_order(&self, entries: Vec<(u32, u32)>, values: Vec<Box<str>>) -> SortedOrder {
+        let members: RoaringBitmap = entries.iter().map(|&(_, slot_id)| slot_id).collect();
+        let mut ranks = vec![u32::MAX; self.slots.len()];
+        for &(rank, slot_id) in &entries {
+            if let Some(entry) = ranks.get_mut(slot_id as usize) {
+                *entry = rank;
+            }
+        }
+        SortedOrder { generation: self.generation, entries, values, members, ranks }
     }
 
     fn uid_of(&self, slot_id: u32) -> &str {
@@ -586,17 +612,16 @@ impl Index {
     /// The position of a slot in an order (for building cursors).
     pub fn position(&self, order: &SortedOrder, slot_id: u32) -> Position {
         let value = order
-            .entries
-            .iter()
-            .find(|(_, entry_slot)| *entry_slot == slot_id)
-            .and_then(|(rank, _)| order.values.get(*rank as usize))
+            .ranks
+            .get(slot_id as usize)
+            .and_then(|&rank| order.values.get(rank as usize))
             .map(|value| value.to_string());
         Position { value, uid: self.uid_of(slot_id).to_owned() }
     }
 
     /// The set of entities present in an order (those having the sort key).
-    pub fn order_members(&self, order: &SortedOrder) -> RoaringBitmap {
-        order.entries.iter().map(|&(_, slot_id)| slot_id).collect()
+    pub fn order_members<'a>(&self, order: &'a SortedOrder) -> &'a RoaringBitmap {
+        &order.members
     }
 
     /// Names of every key seen, for diagnostics.

@@ -298,9 +298,9 @@ pub fn list_entities(index: &Index, request: &ListRequest) -> Result<ListPage, E
     // Paginated lists put entities lacking the order field last (Backstage); unpaginated omit them.
     if paginated && !request.order.is_empty() && !more && slots.len() < limit {
         let members = index.order_members(&order);
-        let missing = &set - &members;
+        let missing = &set - members;
         let uid_order = index.order(&OrderKey::Uid);
-        let already = (&set & &members).len() as usize;
+        let already = (&set & members).len() as usize;
         let skip_missing = offset.saturating_sub(already);
         let (rest, _) = index.page(&uid_order, &missing, None, false, skip_missing, limit - slots.len());
         slots.extend(rest);

@@ -23,6 +23,7 @@ pub(crate) struct Report {
     pub(crate) checks: Vec<Check>,
     pub(crate) latency: Vec<Latency>,
     pub(crate) throughput: Vec<Throughput>,
+    pub(crate) page_weight: Vec<PageWeight>,
     pub(crate) idle_cpu: Vec<IdleCpu>,
     pub(crate) change_visibility: Option<ChangeVisibility>,
     pub(crate) restart: Option<Restart>,
@@ -30,6 +31,16 @@ pub(crate) struct Report {
     /// Anything that went wrong on the server side, verbatim.
     pub(crate) problems: Vec<String>,
     pub(crate) server_log: String,
+}
+
+/// Bytes on the wire for the first load of a UI page (HTML plus the linked CSS and JS).
+#[derive(Debug, Serialize)]
+pub(crate) struct PageWeight {
+    pub(crate) page: String,
+    pub(crate) path: String,
+    pub(crate) html_bytes: usize,
+    pub(crate) asset_bytes: usize,
+    pub(crate) encoding: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -268,6 +279,22 @@ impl Report {
             }
         }
         let _ = writeln!(out);
+        if !self.page_weight.is_empty() {
+            let _ = writeln!(out, "UI first load, bytes on the wire (HTML compressed + CSS and JS):");
+            for row in &self.page_weight {
+                let _ = writeln!(
+                    out,
+                    "  {:<16} {:>7.1} KB = {:>6.1} KB HTML ({}) + {:>5.1} KB assets   {}",
+                    row.page,
+                    (row.html_bytes + row.asset_bytes) as f64 / 1024.0,
+                    row.html_bytes as f64 / 1024.0,
+                    row.encoding,
+                    row.asset_bytes as f64 / 1024.0,
+                    row.path
+                );
+            }
+            let _ = writeln!(out);
+        }
         for idle in &self.idle_cpu {
             let _ = writeln!(
                 out,

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::generate::{self, Generated};
 use crate::report::{
-    ms, ChangeVisibility, Check, IdleCpu, Ingest, KindCount, Latency, Memory, Report, Restart, Shutdown,
-    Throughput,
+    ms, ChangeVisibility, Check, IdleCpu, Ingest, KindCount, Latency, Memory, PageWeight, Report, Restart,
+    Shutdown, Throughput,
 };
 
 const POLL: Duration = Duration::from_millis(20);
@@ -176,10 +176,24 @@ enum Query {
     ByRefs,
     FullText,
     StreamAll,
+    UiEntity,
+    UiTable,
+    UiTableByOwner,
+    UiGraph,
 }
 
-const QUERIES: [Query; 6] =
-    [Query::ByName, Query::ListComponents, Query::Facets, Query::ByRefs, Query::FullText, Query::StreamAll];
+const QUERIES: [Query; 10] = [
+    Query::ByName,
+    Query::ListComponents,
+    Query::Facets,
+    Query::ByRefs,
+    Query::FullText,
+    Query::StreamAll,
+    Query::UiEntity,
+    Query::UiTable,
+    Query::UiTableByOwner,
+    Query::UiGraph,
+];
 
 impl Query {
     fn label(self) -> &'static str {
@@ -190,6 +204,10 @@ impl Query {
             Query::ByRefs => "by-refs-100",
             Query::FullText => "full-text",
             Query::StreamAll => "all-components",
+            Query::UiEntity => "ui-entity",
+            Query::UiTable => "ui-table",
+            Query::UiTableByOwner => "ui-table-owner",
+            Query::UiGraph => "ui-graph",
         }
     }
 
@@ -203,6 +221,10 @@ impl Query {
                 "GET /entities/by-query?fullTextFilterTerm=<word>&fullTextFilterFields=metadata.name&limit=100"
             }
             Query::StreamAll => "GET /entities?filter=kind=component (every component, streamed)",
+            Query::UiEntity => "GET /catalog/default/component/<name> (the entity page, HTML; names vary)",
+            Query::UiTable => "GET /catalog?kind=component (first page of the catalog table with every facet, HTML)",
+            Query::UiTableByOwner => "GET /catalog?kind=component&owner=<busiest group>&sort=spec.type&dir=desc (HTML)",
+            Query::UiGraph => "GET /catalog/default/component/<name>/graph?depth=2 (SVG relations graph, HTML)",
         }
     }
 }
@@ -247,6 +269,19 @@ impl Ctx {
                 ))
             }
             Query::StreamAll => self.client.get(format!("{api}/entities?filter=kind=component")),
+            Query::UiEntity => {
+                self.client.get(format!("{}/catalog/default/component/{}", self.root, self.component(index)))
+            }
+            Query::UiTable => self.client.get(format!("{}/catalog?kind=component", self.root)),
+            Query::UiTableByOwner => self.client.get(format!(
+                "{}/catalog?kind=component&owner=group%3Adefault%2F{}&sort=spec.type&dir=desc",
+                self.root, self.generated.sample_group
+            )),
+            Query::UiGraph => self.client.get(format!(
+                "{}/catalog/default/component/{}/graph?depth=2",
+                self.root,
+                self.component(index)
+            )),
         }
     }
 
@@ -750,6 +785,71 @@ async fn run_checks(ctx: &Ctx) -> Vec<Check> {
     checks
 }
 
+/// Bytes a browser transfers for the first load of each main page: the compressed HTML plus
+/// the stylesheet and script it links (the client asks for gzip and brotli and does not
+/// decompress, so body lengths are bytes on the wire).
+async fn page_weights(ctx: &Ctx) -> anyhow::Result<Vec<PageWeight>> {
+    let component = ctx.component(0);
+    let api = ctx
+        .generated
+        .refs
+        .iter()
+        .find_map(|entity_ref| entity_ref.strip_prefix("api:default/"))
+        .unwrap_or("");
+    let pages = [
+        ("home", "/".to_owned()),
+        ("catalog table", "/catalog?kind=component".to_owned()),
+        ("entity page", format!("/catalog/default/component/{component}")),
+        ("API definition", format!("/catalog/default/api/{api}/definition")),
+        ("relations graph", format!("/catalog/default/component/{component}/graph?depth=2")),
+        ("group page", format!("/catalog/default/group/{}", ctx.generated.sample_group)),
+    ];
+    let fetch = |path: String| async move {
+        let response = ctx
+            .client
+            .get(format!("{}{path}", ctx.root))
+            .header("accept-encoding", "br, gzip")
+            .send()
+            .await?;
+        let status = response.status();
+        let encoding = response
+            .headers()
+            .get("content-encoding")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("identity")
+            .to_owned();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            bail!("{path}: {status}");
+        }
+        Ok::<_, anyhow::Error>((body, encoding))
+    };
+    // The assets' URLs come from an uncompressed copy of the home page.
+    let home = ctx.client.get(format!("{}/", ctx.root)).send().await?.text().await?;
+    let assets: Vec<String> = home
+        .split("/static/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|name| format!("/static/{name}"))
+        .collect();
+    let mut asset_bytes = 0usize;
+    for asset in &assets {
+        asset_bytes += fetch(asset.clone()).await?.0.len();
+    }
+    let mut weights = Vec::new();
+    for (page, path) in pages {
+        let (body, encoding) = fetch(path.clone()).await?;
+        weights.push(PageWeight {
+            page: page.to_owned(),
+            path,
+            html_bytes: body.len(),
+            asset_bytes,
+            encoding,
+        });
+    }
+    Ok(weights)
+}
+
 async fn idle_cpu(server: &Server, when: &str, seconds: f64, ticks: f64) -> Option<IdleCpu> {
     let before = cpu_seconds(server.pid(), ticks)?;
     let started = Instant::now();
@@ -1020,6 +1120,11 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
         report.throughput.push(row);
     }
     report.memory_after_load = memory(server.pid());
+    eprintln!("portico-bench: UI page weight");
+    match page_weights(&ctx).await {
+        Ok(weights) => report.page_weight = weights,
+        Err(error) => report.problems.push(format!("page weight: {error:#}")),
+    }
 
     eprintln!("portico-bench: idle CPU ({} s)", options.idle_seconds);
     tokio::time::sleep(Duration::from_secs(1)).await;

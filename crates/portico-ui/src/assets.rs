@@ -52,3 +52,85 @@ pub(crate) async fn serve(Path(file): Path<String>) -> Response {
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    /// `--name: light-dark(#light, #dark)` declarations of the stylesheet.
+    fn palette() -> HashMap<String, [String; 2]> {
+        let mut colours = HashMap::new();
+        for declaration in super::CSS.split(';') {
+            let Some((name, value)) = declaration.split_once(':') else { continue };
+            let name = name.trim();
+            let Some(pair) = value.trim().strip_prefix("light-dark(").and_then(|rest| rest.strip_suffix(')'))
+            else {
+                continue;
+            };
+            let Some((light, dark)) = pair.split_once(',') else { continue };
+            if let Some(name) = name.strip_prefix("--") {
+                colours.insert(name.to_owned(), [light.trim().to_owned(), dark.trim().to_owned()]);
+            }
+        }
+        colours
+    }
+
+    fn luminance(hex: &str) -> f64 {
+        let channel = |index: usize| {
+            let value =
+                f64::from(u8::from_str_radix(&hex[1 + index * 2..3 + index * 2], 16).unwrap()) / 255.0;
+            if value <= 0.039_28 {
+                value / 12.92
+            } else {
+                ((value + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(0) + 0.7152 * channel(1) + 0.0722 * channel(2)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    /// WCAG AA asks 4.5:1 for normal text; every text colour is checked on every background
+    /// it is used on, in both themes.
+    #[test]
+    fn every_text_colour_meets_wcag_aa_in_both_themes() {
+        let colours = palette();
+        let pairs = [
+            ("text", "bg"),
+            ("text", "surface"),
+            ("text", "card"),
+            ("text", "badge"),
+            ("muted", "bg"),
+            ("muted", "surface"),
+            ("muted", "card"),
+            ("link", "bg"),
+            ("link", "card"),
+            ("link", "surface"),
+            ("accent-text", "accent"),
+            ("badge-text", "badge"),
+            ("danger-text", "danger"),
+            ("danger", "surface"),
+            ("error-text", "error-bg"),
+            ("notice-text", "notice-bg"),
+            ("text", "code-bg"),
+            ("tok-keyword", "code-bg"),
+            ("tok-type", "code-bg"),
+            ("tok-string", "code-bg"),
+            ("tok-comment", "code-bg"),
+        ];
+        for (foreground, background) in pairs {
+            for theme in 0..2 {
+                let (fg, bg) = (&colours[foreground][theme], &colours[background][theme]);
+                let ratio = contrast(fg, bg);
+                let name = ["light", "dark"][theme];
+                assert!(
+                    ratio >= 4.5,
+                    "{foreground} {fg} on {background} {bg} in the {name} theme: {ratio:.2}:1"
+                );
+            }
+        }
+    }
+}

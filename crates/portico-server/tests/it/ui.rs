@@ -224,6 +224,26 @@ fn browsing_filtering_following_and_registering_in_a_real_browser() {
         wait_for_url(client, "the registered entity", |url| url.ends_with("/catalog/default/component/imported")).await;
         assert_eq!(text_of(client, "h1").await, "imported");
 
+        // Unregister it again: the confirmation removes its location and the entity with it.
+        client.find(Locator::Css("details.unregister summary")).await.unwrap().click().await.unwrap();
+        client.find(Locator::Css("details.unregister button.danger")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the catalog after unregistering", |url| url.contains("/catalog?notice=unregistered")).await;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            client.goto(&format!("{base}/catalog/default/component/imported")).await.unwrap();
+            if text_of(client, "h1").await == "Entity not found" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the unregistered entity is still shown");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Keyboard: the first Tab lands on the skip link.
+        client.goto(&format!("{base}/catalog")).await.unwrap();
+        client.find(Locator::Css("body")).await.unwrap().send_keys(&char::from(fantoccini::key::Key::Tab).to_string()).await.unwrap();
+        let focused = client.execute("return document.activeElement.className", vec![]).await.unwrap();
+        assert_eq!(focused, serde_json::json!("skip"));
+
         // Switch theme; the choice survives a reload.
         client.goto(&format!("{base}/")).await.unwrap();
         client.find(Locator::Css("[data-theme-toggle]")).await.unwrap().click().await.unwrap();
@@ -238,6 +258,17 @@ fn browsing_filtering_following_and_registering_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         browser.screenshot(&shots.join("home-dark.png")).await;
+
+        // Down to a phone: the navigation wraps above the content and the table scrolls.
+        client.set_window_size(390, 844).await.unwrap();
+        client.goto(&format!("{base}/catalog/default/component/alpha")).await.unwrap();
+        browser.screenshot(&shots.join("entity-phone.png")).await;
+        let overflow = client
+            .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1", vec![])
+            .await
+            .unwrap();
+        assert_eq!(overflow, serde_json::json!(true), "the page scrolls sideways on a phone");
+        client.set_window_size(1280, 1000).await.unwrap();
 
         // Hostile content is shown as text and never runs or links.
         client.goto(&format!("{base}/catalog/default/component/evil")).await.unwrap();
@@ -312,4 +343,49 @@ fn pages_answer_with_status_titles_and_security_headers() {
         .send()
         .unwrap();
     assert_eq!(compressed.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+}
+
+/// The built-in demo renders everywhere: every entity's page and tabs answer 200, and every
+/// demo API definition renders without a viewer error.
+#[test]
+fn every_page_of_the_demo_catalog_renders() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    let server = Server::start_with_env(
+        workspace.path(),
+        port,
+        &[],
+        &[("APP_CONFIG_backend_listen_port", port.to_string())],
+    );
+    server.wait_for("the demo catalog", |server| {
+        let (status, body) = server.get("/api/catalog/entities/by-query?filter=kind=api&limit=1");
+        (status == 200 && body["totalItems"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    server.settle();
+    let (_, entities) = server.get("/api/catalog/entities");
+    let entities = entities.as_array().expect("entities").clone();
+    assert!(entities.len() > 20, "the demo has content: {}", entities.len());
+    for path in
+        ["/", "/catalog", "/api-docs", "/search?q=a", "/settings", "/create", "/docs", "/catalog-import"]
+    {
+        assert_eq!(server.get_raw(path).status(), 200, "{path}");
+    }
+    for entity in &entities {
+        let kind = entity["kind"].as_str().unwrap().to_lowercase();
+        let namespace = entity["metadata"]["namespace"].as_str().unwrap_or("default");
+        let name = entity["metadata"]["name"].as_str().unwrap();
+        let base = format!("/catalog/{namespace}/{kind}/{name}");
+        let mut tabs = vec![base.clone(), format!("{base}/inspect"), format!("{base}/graph?depth=3")];
+        if kind == "api" {
+            tabs.push(format!("{base}/definition"));
+        }
+        for path in tabs {
+            let response = server.get_raw(&path);
+            assert_eq!(response.status(), 200, "{path}");
+            let html = response.text().unwrap();
+            assert!(!html.contains("class=\"error-message\""), "{path} shows an error:\n{html}");
+        }
+        let (status, _) = server.get(&format!("/catalog?kind={kind}"));
+        assert_eq!(status, 200);
+    }
 }
