@@ -7,15 +7,7 @@ use crate::support::{free_port, Server, Workspace};
 #[test]
 fn serve_without_config_runs_the_demo_catalog() {
     let workspace = Workspace::new();
-    // The demo listens on 7007 by default; move it with an APP_CONFIG override so tests can run
-    // beside a real portal.
-    let port = free_port();
-    let server = Server::start_with_env(
-        workspace.path(),
-        port,
-        &[],
-        &[("APP_CONFIG_backend_listen_port", port.to_string())],
-    );
+    let server = Server::start_demo(workspace.path());
     let service = server.wait_entity("component", "order-service");
     assert!(service["relations"].to_string().contains("\"providesApi\""));
     let (_, facets) = server.get("/api/catalog/entity-facets?facet=kind");

@@ -140,6 +140,13 @@ impl Server {
         server
     }
 
+    /// Starts `portico serve` without configuration (the built-in demo) in `dir`, moved off
+    /// its default port 7007 with an `APP_CONFIG_*` override so tests can run beside a portal.
+    pub fn start_demo(dir: &Path) -> Server {
+        let port = free_port();
+        Server::start_with_env(dir, port, &[], &[("APP_CONFIG_backend_listen_port", port.to_string())])
+    }
+
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + PATIENCE;
         loop {

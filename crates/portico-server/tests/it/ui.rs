@@ -350,13 +350,7 @@ fn pages_answer_with_status_titles_and_security_headers() {
 #[test]
 fn every_page_of_the_demo_catalog_renders() {
     let workspace = Workspace::new();
-    let port = free_port();
-    let server = Server::start_with_env(
-        workspace.path(),
-        port,
-        &[],
-        &[("APP_CONFIG_backend_listen_port", port.to_string())],
-    );
+    let server = Server::start_demo(workspace.path());
     server.wait_for("the demo catalog", |server| {
         let (status, body) = server.get("/api/catalog/entities/by-query?filter=kind=api&limit=1");
         (status == 200 && body["totalItems"].as_u64().unwrap_or(0) > 0).then_some(())
