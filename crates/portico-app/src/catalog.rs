@@ -96,6 +96,11 @@ impl Catalog {
         Ok(count)
     }
 
+    /// Rebuilds cached orders and facets that the last changes made stale (see `Index::warm`).
+    pub fn warm(&self) {
+        self.index.read().warm();
+    }
+
     /// Applies every change the store recorded since the index's sequence number.
     pub async fn sync(&self, store: &Store) -> Result<(), portico_store::Error> {
         let _writer = self.writer.lock().await;

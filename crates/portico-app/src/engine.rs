@@ -118,6 +118,10 @@ impl Engine {
                 }
                 continue;
             }
+            // Idle: rebuild the sort orders and facets pages asked for before the last change,
+            // off the request path.
+            let catalog = self.catalog.clone();
+            let _ = tokio::task::spawn_blocking(move || catalog.warm()).await;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}

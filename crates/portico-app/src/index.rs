@@ -121,7 +121,30 @@ pub struct Index {
     /// Bumped on every change; sorted orders cached under an older generation are stale.
     generation: u64,
     orders: Mutex<HashMap<OrderKey, Arc<SortedOrder>>>,
+    /// Facet answers by query, valid for one generation: a catalog that is not changing
+    /// answers the same facet question (every catalog page asks several) from here.
+    facets: Mutex<HashMap<String, CachedFacet>>,
 }
+
+/// Computes a facet answer over an index (for the facet cache).
+pub type FacetComputation = Arc<dyn Fn(&Index) -> Vec<(String, u64)> + Send + Sync>;
+
+/// A facet answer and how to compute it again after the catalog changed.
+#[derive(Clone)]
+struct CachedFacet {
+    generation: u64,
+    answer: Arc<Vec<(String, u64)>>,
+    recompute: FacetComputation,
+}
+
+impl std::fmt::Debug for CachedFacet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedFacet").field("generation", &self.generation).finish_non_exhaustive()
+    }
+}
+
+/// Facet answers kept at most; the cache starts over when full.
+const FACET_CACHE: usize = 512;
 
 /// What an order sorts by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -411,21 +434,82 @@ impl Index {
         result & within
     }
 
+    /// The cached answer for `question` (which must identify the facet's key and entity set
+    /// completely) if the catalog has not changed since, else `compute`'s, which is kept with
+    /// `compute` so `warm` can refresh it.
+    pub fn cached_facet(&self, question: String, compute: FacetComputation) -> Arc<Vec<(String, u64)>> {
+        if let Some(cached) = self.facets.lock().get(&question) {
+            if cached.generation == self.generation {
+                return cached.answer.clone();
+            }
+        }
+        let answer = Arc::new(compute(self));
+        let mut cache = self.facets.lock();
+        if cache.len() >= FACET_CACHE {
+            cache.clear();
+        }
+        cache.insert(
+            question,
+            CachedFacet { generation: self.generation, answer: answer.clone(), recompute: compute },
+        );
+        answer
+    }
+
+    /// Rebuilds the sort orders and facet answers that were asked for before the last change,
+    /// so the next page that needs them does not wait. Called when the engine is idle.
+    pub fn warm(&self) {
+        let stale_orders: Vec<OrderKey> = self
+            .orders
+            .lock()
+            .iter()
+            .filter(|(_, order)| order.generation != self.generation)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale_orders {
+            self.order(&key);
+        }
+        let stale_facets: Vec<(String, CachedFacet)> = self
+            .facets
+            .lock()
+            .iter()
+            .filter(|(_, cached)| cached.generation != self.generation)
+            .map(|(question, cached)| (question.clone(), cached.clone()))
+            .collect();
+        for (question, cached) in stale_facets {
+            let answer = Arc::new((cached.recompute)(self));
+            self.facets.lock().insert(
+                question,
+                CachedFacet { generation: self.generation, answer, recompute: cached.recompute },
+            );
+        }
+    }
+
     /// Facet counts of `key` over `within`: original-case value to count, ascending by value.
     pub fn facet(&self, key: &str, within: &RoaringBitmap) -> Vec<(String, u64)> {
+        self.facet_top(key, within, usize::MAX)
+    }
+
+    /// Like `facet`, but only the `limit` values with the highest counts (ties by value), still
+    /// ascending by value. A key with many values (owners, systems) costs one count each and
+    /// no allocation beyond the values returned.
+    pub fn facet_top(&self, key: &str, within: &RoaringBitmap, limit: usize) -> Vec<(String, u64)> {
         let Some(index) = self.key(key) else {
             return Vec::new();
         };
-        let mut counts: Vec<(String, u64)> = Vec::new();
+        let mut counts: Vec<(&str, u64)> = Vec::new();
         for (value, posting) in &index.values {
             // Counting needs no bitmap, unless some entities spell the value differently.
             let Some(spellings) = index.originals.get(value) else {
                 let count = match posting {
                     Posting::One(slot_id) => u64::from(within.contains(*slot_id)),
+                    // Small postings (most values) are cheaper to probe one by one.
+                    Posting::Many(bitmap) if bitmap.len() <= 32 => {
+                        bitmap.iter().filter(|slot_id| within.contains(*slot_id)).count() as u64
+                    }
                     Posting::Many(bitmap) => bitmap.intersection_len(within),
                 };
                 if count > 0 {
-                    counts.push((value.to_string(), count));
+                    counts.push((value, count));
                 }
                 continue;
             };
@@ -438,15 +522,20 @@ impl Index {
                 let under_original = &matching & original_posting;
                 if !under_original.is_empty() {
                     matching -= &under_original;
-                    counts.push((original.to_string(), under_original.len()));
+                    counts.push((original, under_original.len()));
                 }
             }
             if !matching.is_empty() {
-                counts.push((value.to_string(), matching.len()));
+                counts.push((value, matching.len()));
             }
         }
-        counts.sort();
-        counts
+        if counts.len() > limit {
+            let by_count = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+            counts.select_nth_unstable_by(limit, by_count);
+            counts.truncate(limit);
+        }
+        counts.sort_unstable();
+        counts.into_iter().map(|(value, count)| (value.to_owned(), count)).collect()
     }
 
     /// The entities in sort order: by a field's lower-cased value then uid, by uid, or by ref.

@@ -237,15 +237,17 @@ impl App {
         query::facets(&self.catalog.read(), filter, facets)
     }
 
-    /// Facets for the UI, which can also restrict to entities failing processing.
+    /// Facets for the UI, which can also restrict to entities failing processing and keep
+    /// only the `limit` most common values of each.
     pub fn entity_facets_within(
         &self,
         _identity: &Identity,
         filter: &QueryFilter,
         only_with_errors: bool,
+        limit: usize,
         facets: &[String],
     ) -> Result<Vec<query::Facet>, Error> {
-        query::facets_within(&self.catalog.read(), filter, only_with_errors, facets)
+        query::facets_within(&self.catalog.read(), filter, only_with_errors, limit, facets)
     }
 
     /// The most recently changed entities, newest first.

@@ -318,22 +318,35 @@ pub type Facet = (String, Vec<(String, u64)>);
 
 /// `entity-facets`: counts per original-case value for each requested facet.
 pub fn facets(index: &Index, filter: &QueryFilter, facets: &[String]) -> Result<Vec<Facet>, Error> {
-    facets_within(index, filter, false, facets)
+    facets_within(index, filter, false, usize::MAX, facets)
 }
 
-/// Facets over the entities matching `filter` and, when `only_with_errors`, failing processing.
+/// Facets over the entities matching `filter` and, when `only_with_errors`, failing processing;
+/// each with at most `limit` values (the most common).
 pub fn facets_within(
     index: &Index,
     filter: &QueryFilter,
     only_with_errors: bool,
+    limit: usize,
     facets: &[String],
 ) -> Result<Vec<Facet>, Error> {
-    let filter = filter.parse()?;
-    let mut set = index.eval(filter.as_ref());
-    if only_with_errors {
-        set &= index.with_errors();
+    let parsed = Arc::new(filter.parse()?);
+    let mut answers = Vec::with_capacity(facets.len());
+    for facet in facets {
+        let key = facet.to_lowercase();
+        let question = format!("{key}\u{1}{limit}\u{1}{only_with_errors}\u{1}{filter:?}");
+        let parsed = parsed.clone();
+        let compute = Arc::new(move |index: &Index| {
+            let mut set = index.eval(parsed.as_ref().as_ref());
+            if only_with_errors {
+                set &= index.with_errors();
+            }
+            index.facet_top(&key, &set, limit)
+        });
+        let values = index.cached_facet(question, compute);
+        answers.push((facet.clone(), values.as_ref().clone()));
     }
-    Ok(facets.iter().map(|facet| (facet.clone(), index.facet(&facet.to_lowercase(), &set))).collect())
+    Ok(answers)
 }
 
 /// `by-refs`: one item per ref, `None` when missing or filtered out.

@@ -185,3 +185,26 @@ fn default_order_is_by_uid_and_by_ref_when_paginating_lists() {
     .unwrap();
     assert_eq!(names(&page.items), vec!["a", "b"]);
 }
+
+#[test]
+fn cached_facets_follow_changes_and_warming_refreshes_them() {
+    let mut index =
+        index_of(&[entity("a", "Component", "service", "1"), entity("b", "Component", "website", "2")]);
+    let by_type = |index: &Index| {
+        query::facets_within(
+            index,
+            &QueryFilter::Params(vec!["kind=component".into()]),
+            false,
+            1,
+            &["spec.type".into()],
+        )
+        .unwrap()
+    };
+    assert_eq!(by_type(&index)[0].1, [("service".to_owned(), 1)], "ties keep the first value");
+    let extra = entity("c", "Component", "website", "3");
+    index.upsert("component:default/c", "3", Arc::from(extra.to_string()), search_rows(&extra).unwrap());
+    index.warm();
+    assert_eq!(by_type(&index)[0].1, [("website".to_owned(), 2)], "the top value after the change");
+    let full = query::facets(&index, &QueryFilter::None, &["spec.type".into()]).unwrap();
+    assert_eq!(full[0].1, [("service".to_owned(), 1), ("website".to_owned(), 2)]);
+}

@@ -277,11 +277,14 @@ fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> R
             continue;
         }
         let filter = params.predicate(kind, Some(facet.param));
-        if let Ok(mut result) =
-            ui.app.entity_facets_within(&identity, &filter, only_with_errors, &[facet.key.to_owned()])
-        {
-            let values = result.pop().map(|(_, values)| values).unwrap_or_default();
-            facet_values.insert(facet.param, most_common(values));
+        if let Ok(mut result) = ui.app.entity_facets_within(
+            &identity,
+            &filter,
+            only_with_errors,
+            FACET_OPTIONS,
+            &[facet.key.to_owned()],
+        ) {
+            facet_values.insert(facet.param, result.pop().map(|(_, values)| values).unwrap_or_default());
         }
     }
     let kinds = crate::pages::kind_counts(ui);
@@ -426,13 +429,3 @@ fn facet_label(param: &str, value: &str) -> String {
 /// Values a facet selector offers at most: the most common ones, so a catalog with ten
 /// thousand owners still sends a small page. Other values are reached through a shared URL.
 const FACET_OPTIONS: usize = 100;
-
-/// The `FACET_OPTIONS` most common values, in value order.
-fn most_common(mut values: Vec<(String, u64)>) -> Vec<(String, u64)> {
-    if values.len() > FACET_OPTIONS {
-        values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        values.truncate(FACET_OPTIONS);
-        values.sort_by(|a, b| a.0.cmp(&b.0));
-    }
-    values
-}
