@@ -119,6 +119,10 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
     tokio::spawn(report_progress(app.clone(), shutdown.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
+    tokio::task::spawn_blocking({
+        let (app, ui) = (app.clone(), config.ui.clone());
+        move || portico_web::warm_ui(app, ui)
+    });
     let router = portico_web::router(app.clone(), config.ui.clone());
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -70,6 +70,13 @@ pub fn router(app: Arc<App>, options: UiOptions) -> Router {
         .with_state(state)
 }
 
+/// Computes what the default catalog page needs (its sort order and facets) so the first
+/// visitor after a start does not wait for it. Blocking; run it off the async workers.
+pub fn warm(app: Arc<App>, options: UiOptions) {
+    let ui = Ui { app, options: Arc::new(options) };
+    pages::catalog::warm(&ui);
+}
+
 /// The Content-Security-Policy allows only our own stylesheet and script: no inline script or
 /// style can run even if some content escaped the escaping.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

@@ -18,4 +18,4 @@ mod middleware;
 mod routes;
 
 pub use crate::routes::router;
-pub use portico_ui::UiOptions;
+pub use portico_ui::{warm as warm_ui, UiOptions};

@@ -313,6 +313,15 @@ fn pages_answer_with_status_titles_and_security_headers() {
     assert!(html.contains("<title>alpha (Component) | Portico</title>"), "{html}");
     assert!(html.contains(r#"<main id="main""#) && html.contains(r#"<nav class="side" aria-label="Main""#));
 
+    // A system's overview draws its diagram: its parts and the APIs they provide.
+    server.wait_entity("system", "pets");
+    let system = server.get_raw("/catalog/default/system/pets").text().unwrap();
+    assert!(system.contains("System diagram of system:pets") && system.contains("<svg"), "{system}");
+    assert!(
+        system.contains("/catalog/default/api/pets-api")
+            && system.contains("/catalog/default/component/alpha")
+    );
+
     // Missing entities and pages are 404 with a helpful page; names are case-insensitive.
     assert_eq!(server.get_raw("/catalog/default/component/nope").status(), 404);
     assert_eq!(server.get_raw("/no/such/page").status(), 404);

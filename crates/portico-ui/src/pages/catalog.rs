@@ -231,6 +231,16 @@ pub(crate) async fn catalog(State(ui): State<Ui>, chrome: Chrome, Query(params):
     table(&ui, &chrome, &params, &kind, "/catalog")
 }
 
+/// Renders the default table once, filling the index's order and facet caches.
+pub(crate) fn warm(ui: &Ui) {
+    let chrome = Chrome {
+        path: "/catalog".into(),
+        path_and_query: "/catalog".into(),
+        theme: crate::layout::Theme::System,
+    };
+    let _ = table(ui, &chrome, &Params::default(), "component", "/catalog");
+}
+
 pub(crate) async fn api_docs(State(ui): State<Ui>, chrome: Chrome, Query(params): Query<Params>) -> Response {
     table(&ui, &chrome, &params, "api", "/api-docs")
 }

@@ -422,6 +422,7 @@ fn kind_cards(ui: &Ui, entity: &Value, emitted: &[String]) -> Markup {
             (related(ui, "Consumers", &rel("apiConsumedBy")))
         },
         "system" => html! {
+            (crate::pages::graph::diagram(ui, entity))
             (related(ui, "Components", &of_kind(rel("hasPart"), "component")))
             (related(ui, "APIs", &of_kind(rel("hasPart"), "api")))
             (related(ui, "Resources", &of_kind(rel("hasPart"), "resource")))

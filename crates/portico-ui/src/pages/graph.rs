@@ -70,7 +70,22 @@ struct Node {
     depth: usize,
 }
 
+/// The system diagram of a System's overview: the system, its domain and its parts, and the
+/// APIs those parts provide and consume (depth 2 over those relations), without controls.
+pub(crate) fn diagram(ui: &Ui, entity: &Value) -> Markup {
+    let params = GraphParams {
+        depth: 2,
+        relations: ["partOf", "providesApi", "consumesApi"].into_iter().map(str::to_owned).collect(),
+        kinds: BTreeSet::new(),
+    };
+    draw(ui, entity, &params, false)
+}
+
 pub(crate) fn render(ui: &Ui, entity: &Value, params: &GraphParams) -> Markup {
+    draw(ui, entity, params, true)
+}
+
+fn draw(ui: &Ui, entity: &Value, params: &GraphParams, controls: bool) -> Markup {
     let Some(center) = Ref::of(entity) else { return html! {} };
     let index = ui.app.catalog().read();
     let mut nodes: Vec<Node> =
@@ -147,10 +162,15 @@ pub(crate) fn render(ui: &Ui, entity: &Value, params: &GraphParams) -> Markup {
         (MARGIN + column * (NODE_WIDTH + COLUMN_GAP), offset + row * (NODE_HEIGHT + ROW_GAP))
     };
     let base = center.href();
-    let title = format!("Relations of {}", center.display(None));
+    let title = if controls {
+        format!("Relations of {}", center.display(None))
+    } else {
+        format!("System diagram of {}", center.display(None))
+    };
     html! {
         section.card.wide.graph aria-labelledby="graph-heading" {
             h2 #graph-heading { (title) }
+            @if controls {
             form.graph-controls method="get" action={ (base) "/graph" } aria-label="Graph filters" {
                 label { "Depth"
                     select name="depth" {
@@ -170,6 +190,7 @@ pub(crate) fn render(ui: &Ui, entity: &Value, params: &GraphParams) -> Markup {
                     }
                 }
                 button type="submit" { "Apply" }
+            }
             }
             svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="graph-title"
                 viewBox={ "0 0 " (width) " " (height) } width=(width) height=(height) {
@@ -196,8 +217,10 @@ pub(crate) fn render(ui: &Ui, entity: &Value, params: &GraphParams) -> Markup {
                 }
             }
             @if truncated > 0 { p { (truncated) " more related entities are not drawn; narrow the filters or the depth." } }
-            h3 { "Entities in the graph" }
-            ul.inline { @for node in &nodes { li { a href=(node.entity_ref.href()) { (node.entity_ref.display(None)) } } } }
+            @if controls {
+                h3 { "Entities in the graph" }
+                ul.inline { @for node in &nodes { li { a href=(node.entity_ref.href()) { (node.entity_ref.display(None)) } } } }
+            }
         }
     }
 }
