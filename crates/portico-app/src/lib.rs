@@ -250,6 +250,23 @@ impl App {
         query::facets_within(&self.catalog.read(), filter, only_with_errors, limit, facets)
     }
 
+    /// Ownership refs of a user signing in: its own ref plus the groups of its `memberOf`
+    /// relations when the user is in the catalog (reference §B.5), else its own ref only.
+    pub fn ownership_of(&self, user_entity_ref: &str) -> Vec<String> {
+        let mut refs = vec![user_entity_ref.to_owned()];
+        if let Some(user) = self.catalog.read().parsed(&user_entity_ref.to_lowercase()) {
+            let groups = user.get("relations").and_then(Value::as_array).into_iter().flatten().filter_map(
+                |relation| {
+                    let target = relation.get("targetRef")?.as_str()?;
+                    (relation.get("type")?.as_str()? == "memberOf" && target.starts_with("group:"))
+                        .then(|| target.to_owned())
+                },
+            );
+            refs.extend(groups);
+        }
+        refs
+    }
+
     /// The most recently changed entities, newest first.
     pub async fn recently_changed(&self, _identity: &Identity, limit: usize) -> Result<Vec<Arc<str>>, Error> {
         let refs = self.store.recently_changed(limit).await?;

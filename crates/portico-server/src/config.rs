@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) refresh_on_conflict: bool,
     /// `app.title` and `organization.name`, for the UI.
     pub(crate) ui: portico_web::UiOptions,
+    /// `auth.*` and `backend.auth.*`.
+    pub(crate) auth: portico_auth::AuthOptions,
 }
 
 impl Config {
@@ -74,7 +76,9 @@ impl Config {
             app_title: string(root, "app.title")?.unwrap_or(defaults.app_title),
             organization: string(root, "organization.name")?.unwrap_or(defaults.organization),
         };
+        let auth = auth_options(root, &base_url)?;
         Ok(Config {
+            auth,
             ui,
             listen,
             base_url,
@@ -87,6 +91,90 @@ impl Config {
             refresh_on_conflict,
         })
     }
+}
+
+/// Sign-in and external access, as Backstage reads them.
+fn auth_options(root: &Value, base_url: &str) -> anyhow::Result<portico_auth::AuthOptions> {
+    let token_lifetime = match get(root, "auth.backstageTokenExpiration") {
+        None | Some(Value::Null) => Duration::from_secs(3600),
+        Some(value) => {
+            let lifetime = portico_config::parse_duration(value)
+                .with_context(|| "auth.backstageTokenExpiration".to_string())?;
+            // Backstage's bounds: at least 10 minutes, at most 24 hours.
+            lifetime.clamp(Duration::from_secs(600), Duration::from_secs(24 * 3600))
+        }
+    };
+    let guest = match get(root, "auth.providers.guest") {
+        None => None,
+        Some(value) => {
+            let allowed_outside =
+                value.get("dangerouslyAllowOutsideDevelopment").and_then(Value::as_bool) == Some(true);
+            let development = std::env::var("NODE_ENV").is_ok_and(|env| env == "development");
+            if !development && !allowed_outside {
+                bail!(
+                    "auth.providers.guest: the guest provider signs anyone in, so it only runs in development \
+                     (NODE_ENV=development) unless auth.providers.guest.dangerouslyAllowOutsideDevelopment is true"
+                );
+            }
+            let user_entity_ref = string(root, "auth.providers.guest.userEntityRef")?
+                .unwrap_or_else(|| "user:development/guest".into());
+            let ownership_entity_refs = match value.get("ownershipEntityRefs") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(items)) => Some(
+                    items
+                        .iter()
+                        .map(|item| item.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<String>>>()
+                        .context(
+                            "auth.providers.guest.ownershipEntityRefs: expected a list of entity refs",
+                        )?,
+                ),
+                Some(other) => {
+                    bail!("auth.providers.guest.ownershipEntityRefs: expected a list, got {other}")
+                }
+            };
+            Some(portico_auth::GuestOptions { user_entity_ref, ownership_entity_refs })
+        }
+    };
+    let mut static_tokens = Vec::new();
+    if let Some(entries) = get(root, "backend.auth.externalAccess") {
+        let Value::Array(entries) = entries else { bail!("backend.auth.externalAccess: expected a list") };
+        for (index, entry) in entries.iter().enumerate() {
+            let at = format!("backend.auth.externalAccess[{index}]");
+            let kind = entry.get("type").and_then(Value::as_str).unwrap_or("");
+            // Early docs spelled the block `config`; the schema says `options`. Accept both.
+            let options = entry.get("options").or_else(|| entry.get("config")).unwrap_or(&Value::Null);
+            match kind {
+                "static" => {
+                    let token = options.get("token").and_then(Value::as_str).unwrap_or("");
+                    let subject = options.get("subject").and_then(Value::as_str).unwrap_or("");
+                    if token.len() < 8 || token.chars().any(char::is_whitespace) {
+                        bail!("{at}.options.token: a static token must be at least 8 characters without whitespace");
+                    }
+                    if subject.is_empty() {
+                        bail!("{at}.options.subject: required for a static token");
+                    }
+                    static_tokens.push(portico_auth::StaticToken {
+                        token: token.to_owned(),
+                        subject: subject.to_owned(),
+                    });
+                }
+                "legacy" | "jwks" => {
+                    bail!("{at}.type: external access of type {kind} is not supported by Portico yet")
+                }
+                other => bail!("{at}.type: expected static, legacy or jwks, got {other:?}"),
+            }
+        }
+    }
+    let disable_default_policy =
+        get(root, "backend.auth.dangerouslyDisableDefaultAuthPolicy").and_then(Value::as_bool) == Some(true);
+    Ok(portico_auth::AuthOptions {
+        issuer: format!("{}/api/auth", base_url.trim_end_matches('/')),
+        token_lifetime,
+        guest,
+        static_tokens,
+        disable_default_policy,
+    })
 }
 
 fn string(root: &Value, key: &str) -> anyhow::Result<Option<String>> {

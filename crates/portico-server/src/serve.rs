@@ -108,6 +108,9 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
     };
     let app =
         App::new(store.clone(), processor, options).await.map_err(|error| anyhow::anyhow!("{error}"))?;
+    let auth = portico_auth::Auth::start(store.clone(), config.auth.clone())
+        .await
+        .map_err(|error| anyhow::anyhow!("starting authentication: {error}"))?;
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -115,7 +118,7 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the bound address")?;
     let engine = app.start(shutdown.clone()).await.map_err(|error| anyhow::anyhow!("{error}"))?;
 
-    announce(&config, &source, address, started);
+    announce(&config, &source, address, started, auth.required());
     tokio::spawn(report_progress(app.clone(), shutdown.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
@@ -123,7 +126,7 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
         let (app, ui) = (app.clone(), config.ui.clone());
         move || portico_web::warm_ui(app, ui)
     });
-    let router = portico_web::router(app.clone(), config.ui.clone());
+    let router = portico_web::router(app.clone(), config.ui.clone(), auth);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
@@ -135,7 +138,13 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn announce(config: &Config, source: &Source, address: std::net::SocketAddr, started: Instant) {
+fn announce(
+    config: &Config,
+    source: &Source,
+    address: std::net::SocketAddr,
+    started: Instant,
+    auth_required: bool,
+) {
     let database = match &config.database {
         DatabaseConfig::Sqlite { path: Some(path) } => format!("SQLite {}", path.display()),
         DatabaseConfig::Sqlite { path: None } => "SQLite in memory (lost on exit)".into(),
@@ -150,10 +159,21 @@ fn announce(config: &Config, source: &Source, address: std::net::SocketAddr, sta
     eprintln!("portico: listening on http://{address} (ready in {} ms)", started.elapsed().as_millis());
     eprintln!("portico: configuration from {source}");
     eprintln!("portico: database {database}; base URL {}", config.base_url);
-    eprintln!(
-        "portico: WARNING: no sign-in is configured, so every API call is anonymous and allowed. \
-         Anyone who can reach http://{address} can read and change the catalog."
-    );
+    if auth_required {
+        let mut ways = Vec::new();
+        if let Some(guest) = &config.auth.guest {
+            ways.push(format!("guest sign-in as {}", guest.user_entity_ref));
+        }
+        if !config.auth.static_tokens.is_empty() {
+            ways.push(format!("{} static external-access token(s)", config.auth.static_tokens.len()));
+        }
+        eprintln!("portico: every API call needs credentials ({})", ways.join(", "));
+    } else {
+        eprintln!(
+            "portico: WARNING: no sign-in is configured, so every API call is anonymous and allowed. \
+             Anyone who can reach http://{address} can read and change the catalog."
+        );
+    }
 }
 
 /// Prints a progress line while ingestion is busy, once per second.

@@ -17,6 +17,7 @@
 //! - `deletion`: orphan and eager deletion, refresh requests, ancestry.
 
 mod deletion;
+mod keys;
 mod location;
 mod processing;
 mod stitch;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
 pub use crate::deletion::{AncestryItem, StoreCounts};
+pub use crate::keys::AuthKeyRow;
 pub use crate::location::LocationRow;
 pub use crate::processing::{
     ClaimedEntity, Conflict, DeferredEntity, Outcome, ProcessOutcome, ProviderMutation, RelationRow,

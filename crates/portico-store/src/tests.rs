@@ -142,6 +142,7 @@ contract_tests! {
     ancestry_lists_the_entity_then_its_emitters_breadth_first
     ancestry_and_refresh_stop_at_emitter_cycles
 
+    signing_keys_are_kept_newest_first_and_pruned_by_age
     migrations_go_up_down_and_up_again
     migrating_again_or_from_a_second_replica_is_a_no_op
     concurrent_writers_all_succeed
@@ -1232,11 +1233,28 @@ async fn ancestry_and_refresh_stop_at_emitter_cycles(db: Db) {
 // ---------------------------------------------------------------------------------------------
 // Migrations and concurrency
 
+async fn signing_keys_are_kept_newest_first_and_pruned_by_age(db: Db) {
+    let store = &db.store;
+    let key = |kid: &str, created_at: i64| crate::AuthKeyRow {
+        kid: kid.to_owned(),
+        private_key: format!("private-{kid}"),
+        public_jwk: format!(r#"{{"kid":"{kid}"}}"#),
+        created_at,
+    };
+    store.insert_auth_key(&key("old", 1_000)).await.unwrap();
+    store.insert_auth_key(&key("new", 2_000)).await.unwrap();
+    assert!(store.insert_auth_key(&key("new", 3_000)).await.is_err(), "kids are unique");
+    let replica = db.replica().await;
+    assert_eq!(replica.auth_keys().await.unwrap(), [key("new", 2_000), key("old", 1_000)]);
+    store.prune_auth_keys(1_500).await.unwrap();
+    assert_eq!(store.auth_keys().await.unwrap(), [key("new", 2_000)]);
+}
+
 async fn migrations_go_up_down_and_up_again(db: Db) {
     let store = &db.store;
     assert!(store.ping().await);
     assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
-    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog"]);
+    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys"]);
     store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
 
@@ -1245,7 +1263,7 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     assert!(store.list_locations().await.is_err(), "tables are gone");
 
     store.migrate().await.unwrap();
-    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog"]);
+    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys"]);
     assert_eq!(store.list_locations().await.unwrap(), []);
     assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
     assert_eq!(store.current_seq().await.unwrap(), 0);
@@ -1262,7 +1280,7 @@ async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
     store.migrate().await.unwrap();
     let replica = db.replica().await;
     replica.migrate().await.unwrap();
-    assert_eq!(replica.applied_migrations().await.unwrap(), ["catalog"]);
+    assert_eq!(replica.applied_migrations().await.unwrap(), ["catalog", "auth keys"]);
     assert_eq!(replica.list_locations().await.unwrap().len(), 1);
 }
 

@@ -1,14 +1,16 @@
 //! The whole middleware stack, built in one function so it reads top to bottom.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use portico_app::identity::Identity;
+use portico_auth::{Auth, Principal};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -23,10 +25,10 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Requests running longer than this are cut off; no catalog query should come close.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) fn layer(router: Router) -> Router {
+pub(crate) fn layer(router: Router, auth: Arc<Auth>) -> Router {
     router
+        .layer(axum::middleware::from_fn_with_state(auth, identify))
         .layer(axum::middleware::from_fn(error_envelope))
-        .layer(axum::middleware::from_fn(identify))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
@@ -50,12 +52,64 @@ impl IntoResponse for ErrorMarker {
     }
 }
 
-/// The identity layer every API route passes through. Without auth configured every caller is
-/// anonymous; the auth issue plugs credential checks in here, and handlers already take the
-/// `Identity` this inserts.
-async fn identify(mut request: Request, next: Next) -> Response {
-    request.extensions_mut().insert(Identity::Anonymous);
+/// The identity layer every route passes through. It turns a bearer credential into an
+/// `Identity` that handlers take. Without sign-in configured every caller is anonymous (and
+/// Portico says so at startup); with it, every `/api` route but the auth plugin's requires
+/// valid credentials (401 otherwise), health stays open, and the web UI, whose sign-in page is
+/// not built yet, answers with a page saying so instead of showing the catalog.
+async fn identify(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(
+        |value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        },
+    );
+    let identity = match &bearer {
+        Some(token) => match auth.authenticate(token).await {
+            Ok(Principal::User { user_entity_ref, ownership_entity_refs }) => {
+                Some(Identity::User { user_entity_ref, ownership_entity_refs })
+            }
+            Ok(Principal::Service { subject }) => Some(Identity::Service { subject }),
+            Err(error) => {
+                // In the open local mode a bad token is ignored, as no token would be.
+                if auth.required() {
+                    return unauthenticated(&error.to_string());
+                }
+                None
+            }
+        },
+        None => None,
+    };
+    let open_path =
+        path.starts_with("/api/auth/") || path.starts_with("/.backstage/") || path.starts_with("/static/");
+    let identity = match identity {
+        Some(identity) => identity,
+        None if !auth.required() || (open_path && path != "/api/auth/v1/userinfo") => Identity::Anonymous,
+        None if path.starts_with("/api/") => return unauthenticated("Missing credentials"),
+        None => return sign_in_required(),
+    };
+    request.extensions_mut().insert(identity);
     next.run(request).await
+}
+
+fn unauthenticated(message: &str) -> Response {
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    response.extensions_mut().insert(ErrorInfo { name: "AuthenticationError", message: message.to_owned() });
+    response
+}
+
+/// The UI's answer while sign-in is configured but its sign-in page does not exist yet.
+fn sign_in_required() -> Response {
+    let body = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in required | Portico</title></head>\
+        <body><main><h1>Sign-in required</h1><p>This Portico has sign-in configured. The web UI cannot sign you in yet; \
+        use the API with a token (<code>GET /api/auth/guest/refresh</code> or a static external-access token).</p></main></body></html>";
+    let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+    response
 }
 
 /// Writes Backstage's error body for responses that carry `ErrorInfo`.

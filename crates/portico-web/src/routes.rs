@@ -6,11 +6,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use portico_app::App;
 
-use crate::api::{catalog, health};
+use crate::api::{auth, catalog, health};
 
 /// The application router: Backstage's API under `/api`, health under `/.backstage`.
 /// The UI (`portico_ui`) serves every other path.
-pub fn router(app: Arc<App>, ui: portico_ui::UiOptions) -> Router {
+pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::Auth>) -> Router {
     let catalog = Router::new()
         .route("/entities", get(catalog::list_entities))
         .route("/entities/by-query", get(catalog::query_entities).post(catalog::query_entities_by_predicate))
@@ -33,12 +33,20 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions) -> Router {
         )
         .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog::get_location_by_entity))
         .route("/openapi.json", get(catalog::get_openapi));
+    let auth_routes = Router::new()
+        .route("/{provider}/refresh", get(auth::refresh))
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/.well-known/openid-configuration", get(auth::openid_configuration))
+        .route("/v1/userinfo", get(auth::userinfo))
+        .route("/v1/token", get(auth::token).post(auth::token))
+        .with_state(auth::AuthState { app: app.clone(), auth: auth.clone() });
     let api = Router::new().nest("/api/catalog", catalog);
     let router = Router::new()
         .merge(api)
         .route("/.backstage/health/v1/readiness", get(health::readiness))
         .route("/.backstage/health/v1/liveness", get(health::liveness))
         .with_state(app.clone())
+        .nest("/api/auth", auth_routes)
         .merge(portico_ui::router(app, ui));
-    crate::middleware::layer(router)
+    crate::middleware::layer(router, auth)
 }

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod api;
+mod auth;
 mod catalog_client;
 mod cli;
 mod ingest;

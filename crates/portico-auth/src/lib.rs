@@ -1,0 +1,337 @@
+//! Authentication: Backstage user tokens (ES256 JWTs, reference §B.6), the signing keys behind
+//! them (stored in the database, so they survive restarts and are shared by replicas), the keys'
+//! publication as JWKS, and static external-access tokens (§B.7).
+//!
+//! This crate decides *who* a caller is; what they may do is the permission layer's business.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::pkcs8::EncodePrivateKey;
+use portico_store::{AuthKeyRow, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The `typ` of a full user token's header.
+const USER_TOKEN_TYPE: &str = "vnd.backstage.user";
+/// The `typ` of a limited user token (the `uip` proof).
+const LIMITED_TOKEN_TYPE: &str = "vnd.backstage.limited-user";
+/// Backstage caps tokens at this length.
+const MAX_TOKEN_LENGTH: usize = 32_768;
+
+/// How authentication is configured (`auth.*`, `backend.auth.*`).
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// `iss` of issued tokens: the external base URL of the auth plugin.
+    pub issuer: String,
+    /// `auth.backstageTokenExpiration` (one hour by default).
+    pub token_lifetime: Duration,
+    /// `auth.providers.guest`, when configured (and allowed to run).
+    pub guest: Option<GuestOptions>,
+    /// `backend.auth.externalAccess` entries of type `static`.
+    pub static_tokens: Vec<StaticToken>,
+    /// `backend.auth.dangerouslyDisableDefaultAuthPolicy`.
+    pub disable_default_policy: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuestOptions {
+    pub user_entity_ref: String,
+    /// Configured ownership; `None` means the user's own ref (or its catalog groups).
+    pub ownership_entity_refs: Option<Vec<String>>,
+}
+
+#[derive(Clone)]
+pub struct StaticToken {
+    pub token: String,
+    pub subject: String,
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticToken").field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
+/// Who a verified credential belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User { user_entity_ref: String, ownership_entity_refs: Vec<String> },
+    Service { subject: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials where some are required.
+    #[error("Missing credentials")]
+    Missing,
+    /// Credentials that do not verify; the reason is for logs and the error body.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] portico_store::Error),
+    #[error("{0}")]
+    Key(String),
+}
+
+/// A token issued at sign-in.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in_seconds: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserClaims {
+    iss: String,
+    sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ent: Option<Vec<String>>,
+    aud: String,
+    iat: u64,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uip: Option<String>,
+}
+
+/// The limited token's payload: exactly these members, in this order (§B.6).
+#[derive(Debug, Serialize)]
+struct LimitedClaims<'a> {
+    sub: &'a str,
+    iat: u64,
+    exp: u64,
+}
+
+struct SigningKey {
+    kid: String,
+    created_at_ms: i64,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: Value,
+}
+
+/// Issues and verifies credentials.
+pub struct Auth {
+    options: AuthOptions,
+    store: Store,
+    /// Newest first. Two replicas rotating at once each add a key, which is harmless.
+    keys: parking_lot::RwLock<Vec<Arc<SigningKey>>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn load_key(row: &AuthKeyRow) -> Result<SigningKey, AuthError> {
+    let der = STANDARD
+        .decode(&row.private_key)
+        .map_err(|error| AuthError::Key(format!("key {}: {error}", row.kid)))?;
+    let jwk: Value = serde_json::from_str(&row.public_jwk)
+        .map_err(|error| AuthError::Key(format!("key {}: {error}", row.kid)))?;
+    let (Some(x), Some(y)) = (jwk.get("x").and_then(Value::as_str), jwk.get("y").and_then(Value::as_str))
+    else {
+        return Err(AuthError::Key(format!("key {}: the public JWK has no x and y", row.kid)));
+    };
+    let decoding = DecodingKey::from_ec_components(x, y)
+        .map_err(|error| AuthError::Key(format!("key {}: {error}", row.kid)))?;
+    Ok(SigningKey {
+        kid: row.kid.clone(),
+        created_at_ms: row.created_at,
+        encoding: EncodingKey::from_ec_der(&der),
+        decoding,
+        jwk,
+    })
+}
+
+/// A fresh P-256 key as a stored row.
+fn generate_key() -> Result<AuthKeyRow, AuthError> {
+    let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let der = secret.to_pkcs8_der().map_err(|error| AuthError::Key(error.to_string()))?;
+    let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+    let (Some(x), Some(y)) = (point.x(), point.y()) else {
+        return Err(AuthError::Key("a generated key has no coordinates".into()));
+    };
+    let kid = uuid::Uuid::new_v4().to_string();
+    let jwk = json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(x),
+        "y": URL_SAFE_NO_PAD.encode(y),
+        "kid": kid,
+        "alg": "ES256",
+        "use": "sig",
+    });
+    Ok(AuthKeyRow {
+        kid,
+        private_key: STANDARD.encode(der.as_bytes()),
+        public_jwk: jwk.to_string(),
+        created_at: now_millis(),
+    })
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Auth {
+    /// Loads the stored signing keys.
+    pub async fn start(store: Store, options: AuthOptions) -> Result<Arc<Auth>, AuthError> {
+        let auth = Arc::new(Auth { options, store, keys: parking_lot::RwLock::new(Vec::new()) });
+        auth.reload_keys().await?;
+        Ok(auth)
+    }
+
+    pub fn options(&self) -> &AuthOptions {
+        &self.options
+    }
+
+    /// True when every API request must carry credentials: some sign-in or external access is
+    /// configured and the default policy is not disabled, as in Backstage.
+    pub fn required(&self) -> bool {
+        !self.options.disable_default_policy
+            && (self.options.guest.is_some() || !self.options.static_tokens.is_empty())
+    }
+
+    async fn reload_keys(&self) -> Result<(), AuthError> {
+        let rows = self.store.auth_keys().await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match load_key(row) {
+                Ok(key) => keys.push(Arc::new(key)),
+                Err(error) => tracing::error!(%error, "a stored signing key cannot be used"),
+            }
+        }
+        *self.keys.write() = keys;
+        Ok(())
+    }
+
+    fn lifetime_ms(&self) -> i64 {
+        i64::try_from(self.options.token_lifetime.as_millis()).unwrap_or(i64::MAX / 4)
+    }
+
+    /// The newest key, creating (and storing) one when there is none younger than a token's
+    /// lifetime; keys older than three lifetimes are pruned.
+    async fn signing_key(&self) -> Result<Arc<SigningKey>, AuthError> {
+        let fresh = |keys: &[Arc<SigningKey>]| {
+            keys.first().filter(|key| now_millis() - key.created_at_ms < self.lifetime_ms()).cloned()
+        };
+        if let Some(key) = fresh(&self.keys.read()) {
+            return Ok(key);
+        }
+        // Another replica may have rotated already.
+        self.reload_keys().await?;
+        if let Some(key) = fresh(&self.keys.read()) {
+            return Ok(key);
+        }
+        let row = generate_key()?;
+        self.store.insert_auth_key(&row).await?;
+        self.store.prune_auth_keys(now_millis() - 3 * self.lifetime_ms()).await?;
+        self.reload_keys().await?;
+        let key = Arc::new(load_key(&row)?);
+        Ok(key)
+    }
+
+    /// Issues a user token for `sub` with ownership `ent`.
+    pub async fn issue(&self, sub: &str, ent: &[String]) -> Result<IssuedToken, AuthError> {
+        let key = self.signing_key().await?;
+        let iat = now_seconds();
+        let exp = iat + self.options.token_lifetime.as_secs();
+        let mut limited_header = Header::new(Algorithm::ES256);
+        limited_header.typ = Some(LIMITED_TOKEN_TYPE.into());
+        limited_header.kid = Some(key.kid.clone());
+        let limited = jsonwebtoken::encode(&limited_header, &LimitedClaims { sub, iat, exp }, &key.encoding)
+            .map_err(|error| AuthError::Key(error.to_string()))?;
+        let uip = limited.rsplit('.').next().unwrap_or_default().to_owned();
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(USER_TOKEN_TYPE.into());
+        header.kid = Some(key.kid.clone());
+        let claims = UserClaims {
+            iss: self.options.issuer.clone(),
+            sub: sub.to_owned(),
+            ent: Some(ent.to_vec()),
+            aud: "backstage".into(),
+            iat,
+            exp,
+            uip: Some(uip),
+        };
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|error| AuthError::Key(error.to_string()))?;
+        if token.len() > MAX_TOKEN_LENGTH {
+            return Err(AuthError::Invalid(format!(
+                "the token for {sub} would be longer than {MAX_TOKEN_LENGTH} characters (too many ownership refs)"
+            )));
+        }
+        Ok(IssuedToken { token, expires_in_seconds: self.options.token_lifetime.as_secs() })
+    }
+
+    /// Verifies a bearer credential: a static external-access token or a user token.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(entry) = self.options.static_tokens.iter().find(|entry| same_secret(&entry.token, token))
+        {
+            return Ok(Principal::Service { subject: entry.subject.clone() });
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
+        if header.typ.as_deref() != Some(USER_TOKEN_TYPE) {
+            return Err(AuthError::Invalid("Invalid token: not a Backstage user token".into()));
+        }
+        let kid = header.kid.ok_or_else(|| AuthError::Invalid("Invalid token: no key id".into()))?;
+        let mut key = self.keys.read().iter().find(|key| key.kid == kid).cloned();
+        if key.is_none() {
+            // Signed by a key another replica created since we last looked.
+            self.reload_keys().await?;
+            key = self.keys.read().iter().find(|key| key.kid == kid).cloned();
+        }
+        let key = key.ok_or_else(|| AuthError::Invalid("Invalid token: signed by an unknown key".into()))?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_audience(&["backstage"]);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<UserClaims>(token, &key.decoding, &validation)
+            .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
+        let claims = data.claims;
+        let ownership = claims.ent.unwrap_or_else(|| vec![claims.sub.clone()]);
+        Ok(Principal::User { user_entity_ref: claims.sub, ownership_entity_refs: ownership })
+    }
+
+    /// `GET /api/auth/.well-known/jwks.json`: the public keys of the last three token lifetimes.
+    pub async fn jwks(&self) -> Result<Value, AuthError> {
+        self.reload_keys().await?;
+        let keys: Vec<Value> = self.keys.read().iter().map(|key| key.jwk.clone()).collect();
+        Ok(json!({ "keys": keys }))
+    }
+
+    /// `GET /api/auth/.well-known/openid-configuration`.
+    pub fn openid_configuration(&self) -> Value {
+        let issuer = &self.options.issuer;
+        json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/v1/token"),
+            "userinfo_endpoint": format!("{issuer}/v1/userinfo"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "scopes_supported": ["openid"],
+            "token_endpoint_auth_methods_supported": [],
+            "claims_supported": ["sub", "ent"],
+            "grant_types_supported": [],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+//! Sign-in and credentials: once a provider or external access is configured, the API needs a
+//! valid token; forged, expired, tampered and foreign tokens are refused.
+
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::support::{catalog_with, free_port, Server, Workspace};
+
+const STATIC_TOKEN: &str = "ci-static-token-0123456789";
+
+const CATALOG: &str = "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: { name: team-a }\nspec: { type: team, children: [] }\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: { name: jane }\nspec: { memberOf: [team-a] }\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: alpha }\nspec: { type: service, lifecycle: production, owner: team-a }\n";
+
+fn config(workspace: &Workspace, port: u16) {
+    workspace.write("catalog.yaml", CATALOG);
+    workspace.config(
+        port,
+        &format!(
+            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {STATIC_TOKEN}, subject: ci }}\nauth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\n{}",
+            catalog_with("./catalog.yaml")
+        ),
+    );
+}
+
+fn get_with(server: &Server, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = server.client.get(format!("{}{path}", server.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().expect("GET");
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn guest_token(server: &Server) -> (u16, Value) {
+    let response = server
+        .client
+        .get(format!("{}/api/auth/guest/refresh", server.base))
+        .header("x-requested-with", "XMLHttpRequest")
+        .send()
+        .expect("refresh");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("a clock after 1970").as_secs()
+}
+
+/// Signs a user token with the given PKCS#8 key, as a forger holding that key would.
+fn sign(der: &[u8], kid: &str, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some("vnd.backstage.user".into());
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ec_der(der)).expect("signing")
+}
+
+#[test]
+fn the_api_needs_valid_credentials_once_sign_in_is_configured() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    config(&workspace, port);
+    let mut server = Server::start(workspace.path(), port, &[]);
+
+    // No credentials: 401 with Backstage's error body, for reads and writes; health stays open.
+    let (status, body) = server.get("/api/catalog/entities");
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["name"], "AuthenticationError");
+    let (status, _) = server
+        .post("/api/catalog/locations", &json!({ "type": "url", "target": "https://x.example/a.yaml" }));
+    assert_eq!(status, 401);
+    assert_eq!(server.get_raw("/.backstage/health/v1/readiness").status(), 200);
+    let page = server.get_raw("/catalog");
+    assert_eq!(page.status(), 401);
+    assert!(page.text().unwrap().contains("Sign-in required"));
+
+    // A static external-access token works.
+    let (status, _) = get_with(&server, "/api/catalog/entities", Some(STATIC_TOKEN));
+    assert_eq!(status, 200);
+    server.wait_for("jane in the catalog", |server| {
+        let (status, _) =
+            get_with(server, "/api/catalog/entities/by-name/user/default/jane", Some(STATIC_TOKEN));
+        (status == 200).then_some(())
+    });
+
+    // Guest sign-in needs the X-Requested-With header, then yields a user token with ownership
+    // from the catalog.
+    let (status, _) = get_with(&server, "/api/auth/guest/refresh", None);
+    assert_eq!(status, 401);
+    let (status, refreshed) = guest_token(&server);
+    assert_eq!(status, 200, "{refreshed}");
+    let identity = &refreshed["backstageIdentity"]["identity"];
+    assert_eq!(identity["userEntityRef"], "user:default/jane");
+    assert_eq!(identity["ownershipEntityRefs"], json!(["user:default/jane", "group:default/team-a"]));
+    let token = refreshed["backstageIdentity"]["token"].as_str().unwrap().to_owned();
+    let (status, _) =
+        get_with(&server, "/api/catalog/entities/by-name/component/default/alpha", Some(&token));
+    assert_eq!(status, 200);
+    let (status, info) = get_with(&server, "/api/auth/v1/userinfo", Some(&token));
+    assert_eq!((status, info["claims"]["sub"].clone()), (200, json!("user:default/jane")));
+    assert_eq!(get_with(&server, "/api/auth/v1/userinfo", Some(STATIC_TOKEN)).0, 401);
+
+    // The published keys and discovery.
+    let (_, jwks) = get_with(&server, "/api/auth/.well-known/jwks.json", None);
+    let kid = token.split('.').next().map(|header| {
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    });
+    assert!(jwks["keys"].as_array().unwrap().iter().any(|key| key["kid"].as_str() == kid.as_deref()));
+    let (_, discovery) = get_with(&server, "/api/auth/.well-known/openid-configuration", None);
+    assert_eq!(discovery["issuer"], format!("http://127.0.0.1:{port}/api/auth"));
+
+    // Tampered, unsigned, expired, wrong-audience and wrong-key tokens are refused.
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = json!("user:default/admin");
+    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+    let unsigned =
+        format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"vnd.backstage.user"}"#), parts[1]);
+    let stored =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+            let store = portico_store::Store::connect(&portico_store::DatabaseConfig::Sqlite {
+                path: Some(workspace.path().join("db/portico.sqlite")),
+            })
+            .await
+            .unwrap();
+            store.auth_keys().await.unwrap()
+        });
+    let der = STANDARD.decode(&stored[0].private_key).unwrap();
+    let kid = stored[0].kid.clone();
+    let base = json!({ "iss": "x", "sub": "user:default/jane", "aud": "backstage", "iat": now(), "exp": now() + 600 });
+    let mut expired = base.clone();
+    expired["iat"] = json!(now() - 7200);
+    expired["exp"] = json!(now() - 3600);
+    let mut foreign = base.clone();
+    foreign["aud"] = json!("someone-else");
+    let forged_key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let forged_der = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(&forged_key).unwrap();
+    assert_eq!(
+        get_with(&server, "/api/catalog/entities", Some(&sign(&der, &kid, &base))).0,
+        200,
+        "the control token works"
+    );
+    for (what, bad) in [
+        ("tampered", tampered),
+        ("unsigned", unsigned),
+        ("expired", sign(&der, &kid, &expired)),
+        ("wrong audience", sign(&der, &kid, &foreign)),
+        ("wrong key", sign(forged_der.as_bytes(), &kid, &base)),
+        ("garbage", "not-a-token".to_owned()),
+    ] {
+        let (status, body) = get_with(&server, "/api/catalog/entities", Some(&bad));
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(body["error"]["name"], "AuthenticationError", "{what}");
+    }
+
+    // Keys are in the database: a token survives a restart.
+    server.kill();
+    let server = Server::start(workspace.path(), port, &[]);
+    assert_eq!(
+        get_with(&server, "/api/catalog/entities/by-name/component/default/alpha", Some(&token)).0,
+        200
+    );
+}
+
+#[test]
+fn the_guest_provider_refuses_to_run_outside_development() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write("catalog.yaml", CATALOG);
+    workspace
+        .config(port, &format!("auth:\n  providers:\n    guest: {{}}\n{}", catalog_with("./catalog.yaml")));
+    let output = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("serve")
+        .current_dir(workspace.path())
+        .env_remove("NODE_ENV")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth.providers.guest") && stderr.contains("NODE_ENV=development"), "{stderr}");
+}

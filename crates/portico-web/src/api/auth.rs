@@ -1,0 +1,96 @@
+//! `/api/auth`: the guest provider's refresh, the published keys, OpenID discovery and user info.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use portico_app::identity::Identity;
+use portico_app::App;
+use portico_auth::Auth;
+use serde_json::json;
+
+use crate::api::json_response;
+use crate::error::ApiError;
+
+/// State of the auth routes.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthState {
+    pub(crate) app: Arc<App>,
+    pub(crate) auth: Arc<Auth>,
+}
+
+fn authentication(message: impl Into<String>) -> ApiError {
+    ApiError { name: "AuthenticationError", message: message.into(), status: StatusCode::UNAUTHORIZED }
+}
+
+/// `GET /api/auth/:provider/refresh`. Only the guest provider exists so far. Like Backstage, the
+/// request must carry `X-Requested-With: XMLHttpRequest`, which a cross-site form cannot send.
+pub(crate) async fn refresh(
+    State(state): State<AuthState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(guest) = state.auth.options().guest.as_ref().filter(|_| provider == "guest") else {
+        return Err(ApiError {
+            name: "NotFoundError",
+            message: format!("Unknown auth provider '{provider}'"),
+            status: StatusCode::NOT_FOUND,
+        });
+    };
+    if headers.get("x-requested-with").and_then(|value| value.to_str().ok()) != Some("XMLHttpRequest") {
+        return Err(authentication("Invalid X-Requested-With header"));
+    }
+    let ownership = match &guest.ownership_entity_refs {
+        Some(refs) => refs.clone(),
+        None => state.app.ownership_of(&guest.user_entity_ref),
+    };
+    let issued = state
+        .auth
+        .issue(&guest.user_entity_ref, &ownership)
+        .await
+        .map_err(|error| authentication(error.to_string()))?;
+    let body = json!({
+        "profile": {},
+        "backstageIdentity": {
+            "token": issued.token,
+            "expiresInSeconds": issued.expires_in_seconds,
+            "identity": {
+                "type": "user",
+                "userEntityRef": guest.user_entity_ref,
+                "ownershipEntityRefs": ownership,
+            },
+        },
+    });
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+pub(crate) async fn jwks(State(state): State<AuthState>) -> Result<Response, ApiError> {
+    let keys = state.auth.jwks().await.map_err(|error| ApiError {
+        name: "Error",
+        message: error.to_string(),
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+    })?;
+    Ok(json_response(StatusCode::OK, keys.to_string()))
+}
+
+pub(crate) async fn openid_configuration(State(state): State<AuthState>) -> Response {
+    json_response(StatusCode::OK, state.auth.openid_configuration().to_string())
+}
+
+/// `GET /api/auth/v1/userinfo`: the caller's ref and ownership (a user token is required).
+pub(crate) async fn userinfo(Extension(identity): Extension<Identity>) -> Result<Response, ApiError> {
+    match identity {
+        Identity::User { user_entity_ref, ownership_entity_refs } => {
+            let body = json!({ "claims": { "sub": user_entity_ref, "ent": ownership_entity_refs } });
+            Ok(json_response(StatusCode::OK, body.to_string()))
+        }
+        _ => Err(authentication("User info requires a user token")),
+    }
+}
+
+/// `/api/auth/v1/token` is not implemented by Backstage either.
+pub(crate) async fn token() -> Response {
+    (StatusCode::NOT_IMPLEMENTED, "").into_response()
+}
