@@ -4,6 +4,7 @@
 //!
 //! This crate decides *who* a caller is; what they may do is the permission layer's business.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -119,7 +120,14 @@ pub struct Auth {
     store: Store,
     /// Newest first. Two replicas rotating at once each add a key, which is harmless.
     keys: parking_lot::RwLock<Vec<Arc<SigningKey>>>,
+    /// Tokens already verified, with their expiry: an ES256 verification costs about as much
+    /// as answering a lookup, so it is done once per token, not once per request. Safe because
+    /// keys are never revoked before the tokens they signed expire.
+    verified: parking_lot::Mutex<HashMap<String, (Principal, u64)>>,
 }
+
+/// Verified tokens remembered at most; the cache starts over when full.
+const VERIFIED_CACHE: usize = 10_000;
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,7 +198,12 @@ fn same_secret(a: &str, b: &str) -> bool {
 impl Auth {
     /// Loads the stored signing keys.
     pub async fn start(store: Store, options: AuthOptions) -> Result<Arc<Auth>, AuthError> {
-        let auth = Arc::new(Auth { options, store, keys: parking_lot::RwLock::new(Vec::new()) });
+        let auth = Arc::new(Auth {
+            options,
+            store,
+            keys: parking_lot::RwLock::new(Vec::new()),
+            verified: parking_lot::Mutex::new(HashMap::new()),
+        });
         auth.reload_keys().await?;
         Ok(auth)
     }
@@ -284,6 +297,11 @@ impl Auth {
         {
             return Ok(Principal::Service { subject: entry.subject.clone() });
         }
+        if let Some((principal, exp)) = self.verified.lock().get(token) {
+            if *exp > now_seconds() {
+                return Ok(principal.clone());
+            }
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
         if header.typ.as_deref() != Some(USER_TOKEN_TYPE) {
@@ -304,7 +322,13 @@ impl Auth {
             .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
         let claims = data.claims;
         let ownership = claims.ent.unwrap_or_else(|| vec![claims.sub.clone()]);
-        Ok(Principal::User { user_entity_ref: claims.sub, ownership_entity_refs: ownership })
+        let principal = Principal::User { user_entity_ref: claims.sub, ownership_entity_refs: ownership };
+        let mut verified = self.verified.lock();
+        if verified.len() >= VERIFIED_CACHE {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (principal.clone(), claims.exp));
+        Ok(principal)
     }
 
     /// `GET /api/auth/.well-known/jwks.json`: the public keys of the last three token lifetimes.

@@ -100,3 +100,17 @@ async fn keys_are_shared_through_the_store_and_survive_a_restart() {
     let again = second.issue("user:default/jane", &[]).await.unwrap().token;
     assert_eq!(part(&again, 0)["kid"], part(&token, 0)["kid"], "a fresh key is reused, not rotated");
 }
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_until_it_expires() {
+    let auth = Auth::start(store().await, options()).await.unwrap();
+    let token = auth.issue("user:default/jane", &[]).await.unwrap().token;
+    assert!(auth.authenticate(&token).await.is_ok());
+    assert!(auth.verified.lock().contains_key(&token));
+    // A remembered token past its expiry is verified again (and refused).
+    auth.verified.lock().insert(token.clone(), (Principal::Service { subject: "stale".into() }, 1));
+    assert_eq!(
+        auth.authenticate(&token).await.unwrap(),
+        Principal::User { user_entity_ref: "user:default/jane".into(), ownership_entity_refs: vec![] }
+    );
+}

@@ -83,6 +83,10 @@ enum Cmd {
         /// Keep the temp dir (catalog, database, server log).
         #[arg(long)]
         keep: bool,
+        /// Configure sign-in (guest provider) and send a user token with every request, to
+        /// measure the cost of authentication. UI pages are skipped (no UI sign-in yet).
+        #[arg(long)]
+        auth: bool,
     },
 }
 
@@ -134,6 +138,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             json,
             dir,
             keep,
+            auth,
         } => {
             let options = run::RunOptions {
                 entities,
@@ -147,6 +152,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 ingest_timeout: Duration::from_secs(ingest_timeout),
                 dir,
                 keep,
+                auth,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let report = runtime.block_on(run::run(options))?;

@@ -17,6 +17,8 @@ pub(crate) struct Report {
     pub(crate) portico: String,
     pub(crate) requests: usize,
     pub(crate) clients: usize,
+    /// Every request carried a user token (`--auth`).
+    pub(crate) authenticated: bool,
     pub(crate) ingest: Ingest,
     pub(crate) memory_after_ingest: Option<Memory>,
     pub(crate) memory_after_load: Option<Memory>,
@@ -173,6 +175,9 @@ impl Report {
             .collect::<Vec<_>>()
             .join(", ");
         let _ = writeln!(out, "portico-bench report");
+        if self.authenticated {
+            let _ = writeln!(out, "every request carried a guest user token (--auth)");
+        }
         let _ = writeln!(out, "====================");
         let _ = writeln!(
             out,

@@ -34,6 +34,7 @@ pub(crate) struct RunOptions {
     pub(crate) ingest_timeout: Duration,
     pub(crate) dir: Option<PathBuf>,
     pub(crate) keep: bool,
+    pub(crate) auth: bool,
 }
 
 /// The `portico serve` child process. Killed on drop if still running.
@@ -785,6 +786,31 @@ async fn run_checks(ctx: &Ctx) -> Vec<Check> {
     checks
 }
 
+/// A guest user token, asked for until the server answers (it starts listening after its index
+/// is loaded).
+async fn guest_token(client: &reqwest::Client, root: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = client
+            .get(format!("{root}/api/auth/guest/refresh"))
+            .header("x-requested-with", "XMLHttpRequest")
+            .send()
+            .await;
+        if let Ok(response) = response {
+            if response.status().is_success() {
+                let body: Value = response.json().await?;
+                if let Some(token) = body.pointer("/backstageIdentity/token").and_then(Value::as_str) {
+                    return Ok(token.to_owned());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no guest token from {root}/api/auth/guest/refresh within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Bytes a browser transfers for the first load of each main page: the compressed HTML plus
 /// the stylesheet and script it links (the client asks for gzip and brotli and does not
 /// decompress, so body lengths are bytes on the wire).
@@ -1042,12 +1068,13 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
         }
     }
 
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(120))
-        .pool_max_idle_per_host(options.clients.max(1) * 2)
-        .tcp_nodelay(true)
-        .build()?;
+    let builder = || {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(options.clients.max(1) * 2)
+            .tcp_nodelay(true)
+    };
     let root = format!("http://127.0.0.1:{port}");
     let by_refs_bodies = (0..64)
         .map(|set| {
@@ -1057,11 +1084,26 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
             json!({ "entityRefs": refs }).to_string()
         })
         .collect();
-    let ctx = Arc::new(Ctx { client, api: format!("{root}/api/catalog"), root, generated, by_refs_bodies });
+    if options.auth {
+        let mut config = std::fs::OpenOptions::new().append(true).open(&generated.config)?;
+        std::io::Write::write_all(
+            &mut config,
+            b"auth:\n  providers:\n    guest:\n      userEntityRef: user:default/portico-bench\n      dangerouslyAllowOutsideDevelopment: true\n",
+        )?;
+    }
     let ticks = clock_ticks();
 
     eprintln!("portico-bench: starting {} on port {port}", portico.display());
-    let mut server = Server::start(&portico, &ctx.generated.config, &log)?;
+    let mut server = Server::start(&portico, &generated.config, &log)?;
+    let mut client = builder().build()?;
+    if options.auth {
+        let token = guest_token(&client, &root).await?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+        client = builder().default_headers(headers).build()?;
+        report.authenticated = true;
+    }
+    let ctx = Arc::new(Ctx { client, api: format!("{root}/api/catalog"), root, generated, by_refs_bodies });
     report.ingest = wait_for_ingest(&ctx, &mut server, options.ingest_timeout, ticks).await?;
     report.memory_after_ingest = memory(server.pid());
     if report.ingest.complete {
@@ -1083,7 +1125,14 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
         report.problems.push(format!("check {} failed: {}", failed.name, failed.detail));
     }
 
-    for query in QUERIES {
+    let queries: Vec<Query> = QUERIES
+        .into_iter()
+        .filter(|query| {
+            !options.auth
+                || !matches!(query, Query::UiEntity | Query::UiTable | Query::UiTableByOwner | Query::UiGraph)
+        })
+        .collect();
+    for &query in &queries {
         let count =
             if query == Query::StreamAll { (options.requests / 100).clamp(3, 50) } else { options.requests };
         eprintln!("portico-bench: latency of {} ({count} requests)", query.label());
@@ -1099,7 +1148,7 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
         }
         report.latency.push(row);
     }
-    for query in QUERIES {
+    for &query in &queries {
         eprintln!(
             "portico-bench: throughput of {} ({} clients, {} s)",
             query.label(),
@@ -1120,10 +1169,12 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
         report.throughput.push(row);
     }
     report.memory_after_load = memory(server.pid());
-    eprintln!("portico-bench: UI page weight");
-    match page_weights(&ctx).await {
-        Ok(weights) => report.page_weight = weights,
-        Err(error) => report.problems.push(format!("page weight: {error:#}")),
+    if !options.auth {
+        eprintln!("portico-bench: UI page weight");
+        match page_weights(&ctx).await {
+            Ok(weights) => report.page_weight = weights,
+            Err(error) => report.problems.push(format!("page weight: {error:#}")),
+        }
     }
 
     eprintln!("portico-bench: idle CPU ({} s)", options.idle_seconds);
