@@ -123,8 +123,8 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
     tokio::task::spawn_blocking({
-        let (app, ui) = (app.clone(), config.ui.clone());
-        move || portico_web::warm_ui(app, ui)
+        let (app, ui, auth) = (app.clone(), config.ui.clone(), auth.clone());
+        move || portico_web::warm_ui(app, ui, auth)
     });
     let router = portico_web::router(app.clone(), config.ui.clone(), auth);
     axum::serve(listener, router)

@@ -6,6 +6,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
+use portico_app::identity::Identity;
+
 use crate::assets;
 use crate::view::Ref;
 use crate::Ui;
@@ -36,32 +38,56 @@ impl Theme {
     }
 }
 
-/// Per-request page context: the current path (for navigation state) and the theme cookie.
+/// Per-request page context: the current path (for navigation state), the theme cookie, the
+/// caller, and the anti-forgery token every form carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Chrome {
     pub(crate) path: String,
     pub(crate) path_and_query: String,
     pub(crate) theme: Theme,
+    /// The visitor's `portico-csrf` cookie, or a fresh value the page sets.
+    pub(crate) csrf: String,
+    pub(crate) new_csrf: bool,
+    pub(crate) identity: Identity,
+}
+
+/// The double-submit anti-forgery cookie: every form echoes its value in `_csrf`, which a page
+/// on another site can neither read nor set.
+pub(crate) const CSRF_COOKIE: &str = "portico-csrf";
+
+/// The value of a cookie in a request's headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().strip_prefix(prefix.as_str()).map(str::to_owned))
+        .next_back()
+}
+
+/// The hidden anti-forgery field of a form.
+pub(crate) fn csrf_field(chrome: &Chrome) -> Markup {
+    html! { input type="hidden" name="_csrf" value=(chrome.csrf); }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Chrome {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Chrome, Self::Rejection> {
-        let theme = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|cookies| cookies.split(';'))
-            .filter_map(|cookie| cookie.trim().strip_prefix("portico-theme="))
-            .map(Theme::parse)
-            .next_back()
-            .unwrap_or(Theme::System);
+        let theme =
+            cookie(&parts.headers, "portico-theme").map_or(Theme::System, |value| Theme::parse(&value));
+        let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|value| value.len() >= 32);
+        let new_csrf = existing.is_none();
+        let csrf = existing.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         Ok(Chrome {
             path: parts.uri.path().to_owned(),
             path_and_query: parts.uri.path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default(),
             theme,
+            csrf,
+            new_csrf,
+            identity: parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Anonymous),
         })
     }
 }
@@ -117,7 +143,15 @@ pub(crate) fn page_with_status(
                         label.visually-hidden for="top-q" { "Search the catalog" }
                         input #top-q type="search" name="q" placeholder="Search the catalog";
                     }
+                    @if let Identity::User { user_entity_ref, .. } = &chrome.identity {
+                        span.user { "Signed in as " (user_entity_ref) }
+                        form.theme method="post" action="/sign-out" {
+                            (csrf_field(chrome))
+                            button type="submit" { "Sign out" }
+                        }
+                    }
                     form.theme method="post" action="/settings/theme" {
+                        (csrf_field(chrome))
                         input type="hidden" name="theme" value=(next_theme);
                         input type="hidden" name="back" value=(chrome.path_and_query);
                         button type="submit" data-theme-toggle {
@@ -140,7 +174,14 @@ pub(crate) fn page_with_status(
             }
         }
     };
-    (status, [(header::CACHE_CONTROL, "no-store")], markup).into_response()
+    let mut response = (status, [(header::CACHE_CONTROL, "no-store")], markup).into_response();
+    if chrome.new_csrf {
+        let cookie = format!("{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", chrome.csrf);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 /// A link to an entity, named by its ref (short where the kind is implied).

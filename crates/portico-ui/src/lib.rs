@@ -16,10 +16,11 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use portico_app::App;
+use portico_auth::Auth;
 
 mod assets;
 mod definition;
@@ -27,6 +28,8 @@ mod layout;
 mod pages;
 mod view;
 mod yaml;
+
+pub use crate::layout::cookie;
 
 /// What the UI shows about this installation; from `app.title` and `organization.name`.
 #[derive(Debug, Clone)]
@@ -45,11 +48,12 @@ impl Default for UiOptions {
 pub(crate) struct Ui {
     pub(crate) app: Arc<App>,
     pub(crate) options: Arc<UiOptions>,
+    pub(crate) auth: Arc<Auth>,
 }
 
 /// The UI's routes. Merged next to `/api` by the web crate.
-pub fn router(app: Arc<App>, options: UiOptions) -> Router {
-    let state = Ui { app, options: Arc::new(options) };
+pub fn router(app: Arc<App>, options: UiOptions, auth: Arc<Auth>) -> Router {
+    let state = Ui { app, options: Arc::new(options), auth };
     Router::new()
         .route("/", get(pages::home::home))
         .route("/catalog", get(pages::catalog::catalog))
@@ -64,16 +68,20 @@ pub fn router(app: Arc<App>, options: UiOptions) -> Router {
         .route("/docs", get(pages::misc::docs))
         .route("/settings", get(pages::misc::settings))
         .route("/settings/theme", post(pages::misc::set_theme))
+        .route("/sign-in", get(pages::session::sign_in_page))
+        .route("/sign-in/guest", post(pages::session::sign_in_guest))
+        .route("/sign-out", post(pages::session::sign_out))
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::misc::not_found)
+        .layer(axum::middleware::from_fn(check_csrf))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
 /// Computes what the default catalog page needs (its sort order and facets) so the first
 /// visitor after a start does not wait for it. Blocking; run it off the async workers.
-pub fn warm(app: Arc<App>, options: UiOptions) {
-    let ui = Ui { app, options: Arc::new(options) };
+pub fn warm(app: Arc<App>, options: UiOptions, auth: Arc<Auth>) {
+    let ui = Ui { app, options: Arc::new(options), auth };
     pages::catalog::warm(&ui);
 }
 
@@ -81,6 +89,47 @@ pub fn warm(app: Arc<App>, options: UiOptions) {
 /// style can run even if some content escaped the escaping.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Form bodies larger than this are refused before the token check.
+const MAX_FORM_BYTES: usize = 1024 * 1024;
+
+/// Every state-changing form must echo the visitor's anti-forgery cookie in `_csrf`.
+async fn check_csrf(request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let expected = layout::cookie(request.headers(), layout::CSRF_COOKIE);
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return forbidden("The form is too large.");
+    };
+    let sent = url::form_urlencoded::parse(&bytes)
+        .find(|(key, _)| key == "_csrf")
+        .map(|(_, value)| value.into_owned());
+    let valid = match (expected, sent) {
+        (Some(expected), Some(sent)) => {
+            expected.len() == sent.len()
+                && expected.bytes().zip(sent.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        }
+        _ => false,
+    };
+    if !valid {
+        return forbidden(
+            "This form was not sent from this site's page, or it expired. Reload the page and try again.",
+        );
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+fn forbidden(message: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Forbidden | Portico</title></head><body><main><h1>Forbidden</h1><p>{}</p></main></body></html>",
+        maud::html! { (message) }.into_string()
+    );
+    let mut response = (axum::http::StatusCode::FORBIDDEN, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;

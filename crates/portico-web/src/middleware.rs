@@ -55,8 +55,8 @@ impl IntoResponse for ErrorMarker {
 /// The identity layer every route passes through. It turns a bearer credential into an
 /// `Identity` that handlers take. Without sign-in configured every caller is anonymous (and
 /// Portico says so at startup); with it, every `/api` route but the auth plugin's requires
-/// valid credentials (401 otherwise), health stays open, and the web UI, whose sign-in page is
-/// not built yet, answers with a page saying so instead of showing the catalog.
+/// valid credentials (401 otherwise), health stays open, and UI pages need a session cookie
+/// (visitors without one are sent to the sign-in page).
 async fn identify(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let bearer = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(
@@ -81,12 +81,38 @@ async fn identify(State(auth): State<Arc<Auth>>, mut request: Request, next: Nex
         },
         None => None,
     };
-    let open_path =
-        path.starts_with("/api/auth/") || path.starts_with("/.backstage/") || path.starts_with("/static/");
+    let is_api = path.starts_with("/api/");
+    // The UI's session is the user token in an HttpOnly cookie, accepted for pages only.
+    let identity = match identity {
+        Some(identity) => Some(identity),
+        None if !is_api && auth.required() => {
+            match portico_ui::cookie(request.headers(), "portico-session").filter(|token| !token.is_empty()) {
+                Some(token) => match auth.authenticate(&token).await {
+                    Ok(Principal::User { user_entity_ref, ownership_entity_refs }) => {
+                        Some(Identity::User { user_entity_ref, ownership_entity_refs })
+                    }
+                    _ => None,
+                },
+                None => None,
+            }
+        }
+        None => None,
+    };
+    let open_path = (path.starts_with("/api/auth/") && path != "/api/auth/v1/userinfo")
+        || path.starts_with("/.backstage/")
+        || path.starts_with("/static/")
+        || path == "/sign-in"
+        || path.starts_with("/sign-in/");
     let identity = match identity {
         Some(identity) => identity,
-        None if !auth.required() || (open_path && path != "/api/auth/v1/userinfo") => Identity::Anonymous,
-        None if path.starts_with("/api/") => return unauthenticated("Missing credentials"),
+        None if !auth.required() || open_path => Identity::Anonymous,
+        None if is_api => return unauthenticated("Missing credentials"),
+        None if request.method() == axum::http::Method::GET => {
+            let next = request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default();
+            let target: String =
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("next", &next).finish();
+            return axum::response::Redirect::to(&format!("/sign-in?{target}")).into_response();
+        }
         None => return sign_in_required(),
     };
     request.extensions_mut().insert(identity);
@@ -99,11 +125,11 @@ fn unauthenticated(message: &str) -> Response {
     response
 }
 
-/// The UI's answer while sign-in is configured but its sign-in page does not exist yet.
+/// The UI's answer to a form sent without a session while sign-in is configured.
 fn sign_in_required() -> Response {
     let body = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in required | Portico</title></head>\
-        <body><main><h1>Sign-in required</h1><p>This Portico has sign-in configured. The web UI cannot sign you in yet; \
-        use the API with a token (<code>GET /api/auth/guest/refresh</code> or a static external-access token).</p></main></body></html>";
+        <body><main><h1>Sign-in required</h1><p>This Portico has sign-in configured. \
+        <a href=\"/sign-in\">Sign in</a> and try again.</p></main></body></html>";
     let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response

@@ -47,6 +47,6 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         .route("/.backstage/health/v1/liveness", get(health::liveness))
         .with_state(app.clone())
         .nest("/api/auth", auth_routes)
-        .merge(portico_ui::router(app, ui));
+        .merge(portico_ui::router(app, ui, auth.clone()));
     crate::middleware::layer(router, auth)
 }

@@ -74,9 +74,11 @@ fn the_api_needs_valid_credentials_once_sign_in_is_configured() {
         .post("/api/catalog/locations", &json!({ "type": "url", "target": "https://x.example/a.yaml" }));
     assert_eq!(status, 401);
     assert_eq!(server.get_raw("/.backstage/health/v1/readiness").status(), 200);
+    // UI pages send visitors without a session to the sign-in page; forms need one.
     let page = server.get_raw("/catalog");
-    assert_eq!(page.status(), 401);
-    assert!(page.text().unwrap().contains("Sign-in required"));
+    assert_eq!(page.url().path(), "/sign-in");
+    assert_eq!(page.url().query(), Some("next=%2Fcatalog"));
+    assert!(page.text().unwrap().contains("Sign in as guest"));
 
     // A static external-access token works.
     let (status, _) = get_with(&server, "/api/catalog/entities", Some(STATIC_TOKEN));

@@ -392,3 +392,97 @@ fn every_page_of_the_demo_catalog_renders() {
         assert_eq!(status, 200);
     }
 }
+
+#[test]
+fn signing_in_and_out_through_the_browser_with_the_guest_provider() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let Some(browser) = Browser::start().await else { return };
+        let workspace = Workspace::new();
+        workspace.write("catalog.yaml", CATALOG);
+        let port = free_port();
+        workspace.config(
+            port,
+            &format!(
+                "auth:\n  providers:\n    guest:\n      userEntityRef: user:default/ada\n      dangerouslyAllowOutsideDevelopment: true\n{}",
+                catalog_with("./catalog.yaml")
+            ),
+        );
+        let server = tokio::task::spawn_blocking({
+            let dir = workspace.path().to_path_buf();
+            move || Server::start(&dir, port, &[])
+        })
+        .await
+        .unwrap();
+        let base = server.base.clone();
+        let client = &browser.client;
+        let shots = screenshots();
+
+        client.goto(&format!("{base}/catalog")).await.unwrap();
+        wait_for_url(client, "the sign-in page", |url| url.ends_with("/sign-in?next=%2Fcatalog")).await;
+        browser.screenshot(&shots.join("sign-in.png")).await;
+        client.find(Locator::XPath("//button[text()='Sign in as guest']")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the catalog after signing in", |url| url.ends_with("/catalog")).await;
+        wait_for_text(client, "Signed in as user:default/ada").await;
+
+        // Home lists what ada's group owns (ownership from the catalog at sign-in).
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            client.goto(&format!("{base}/")).await.unwrap();
+            let mine = text_of(client, "section[aria-labelledby='mine-heading']").await;
+            if mine.contains("alpha") && !mine.contains("beta") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "home never listed ada's entities: {mine}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        browser.screenshot(&shots.join("home-signed-in.png")).await;
+
+        client.find(Locator::XPath("//button[text()='Sign out']")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the sign-in page after signing out", |url| url.contains("/sign-in")).await;
+        client.goto(&format!("{base}/catalog/default/component/alpha")).await.unwrap();
+        wait_for_url(client, "sign-in again", |url| url.contains("/sign-in?next=")).await;
+
+        browser.close().await;
+        drop(server);
+    });
+}
+
+#[test]
+fn forms_without_the_anti_forgery_token_are_refused() {
+    let workspace = Workspace::new();
+    workspace.write("catalog.yaml", CATALOG);
+    let port = free_port();
+    workspace.config(port, &catalog_with("./catalog.yaml"));
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("component", "alpha");
+    let post = |cookie: Option<&str>, body: &str| {
+        let mut request = server
+            .client
+            .post(format!("{}/catalog/default/component/alpha/refresh", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    let token = "0123456789abcdef0123456789abcdef";
+    assert_eq!(post(None, ""), 403, "no token at all");
+    assert_eq!(post(None, &format!("_csrf={token}")), 403, "a token without the cookie");
+    assert_eq!(post(Some(&format!("portico-csrf={token}")), "_csrf=0000000000000000000000000000000f"), 403);
+    assert_eq!(
+        post(Some(&format!("portico-csrf={token}")), &format!("_csrf={token}")),
+        200,
+        "the page's own form"
+    );
+    // Pages hand out the cookie with every form.
+    let page = server.get_raw("/settings");
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("portico-csrf=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+    );
+    assert!(page.text().unwrap().contains("name=\"_csrf\""));
+}

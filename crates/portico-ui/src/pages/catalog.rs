@@ -237,6 +237,9 @@ pub(crate) fn warm(ui: &Ui) {
         path: "/catalog".into(),
         path_and_query: "/catalog".into(),
         theme: crate::layout::Theme::System,
+        csrf: String::new(),
+        new_csrf: false,
+        identity: portico_app::identity::Identity::System,
     };
     let _ = table(ui, &chrome, &Params::default(), "component", "/catalog");
 }

@@ -199,6 +199,7 @@ fn shell(ui: &Ui, chrome: &Chrome, entity: &Value, current: &str, content: Marku
             }
             div.actions {
                 form method="post" action={ (base) "/refresh" } {
+                    (layout::csrf_field(chrome))
                     button type="submit" { "Refresh" }
                 }
                 details.unregister {
@@ -206,6 +207,7 @@ fn shell(ui: &Ui, chrome: &Chrome, entity: &Value, current: &str, content: Marku
                     div.confirm {
                         p { "Unregistering removes the location this entity was registered from, with every entity it produced. An orphaned entity is deleted on its own. Entities from the app-config cannot be unregistered here." }
                         form method="post" action={ (base) "/unregister" } {
+                            (layout::csrf_field(chrome))
                             button.danger type="submit" { "Unregister " (title) }
                         }
                     }

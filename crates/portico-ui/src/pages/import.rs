@@ -25,7 +25,7 @@ pub(crate) struct ImportForm {
     action: String,
 }
 
-fn form_markup(url: &str, error: Option<&str>) -> Markup {
+fn form_markup(chrome: &Chrome, url: &str, error: Option<&str>) -> Markup {
     html! {
         h1 { "Register an existing component" }
         p { "Enter the URL of a catalog file (" code { "catalog-info.yaml" } ") or of a repository folder that holds one. Portico reads it only from hosts allowed in " code { "backend.reading.allow" } "." }
@@ -33,6 +33,7 @@ fn form_markup(url: &str, error: Option<&str>) -> Markup {
             p.error-message role="alert" { (error) }
         }
         form.import method="post" action="/catalog-import" {
+            (crate::layout::csrf_field(chrome))
             label for="import-url" { "Repository or file URL" }
             input #import-url type="url" name="url" value=(url) required placeholder="https://example.com/org/repo/blob/main/catalog-info.yaml";
             input type="hidden" name="action" value="analyze";
@@ -42,7 +43,7 @@ fn form_markup(url: &str, error: Option<&str>) -> Markup {
 }
 
 pub(crate) async fn form(State(ui): State<Ui>, chrome: Chrome) -> Response {
-    layout::page(&ui, &chrome, "Register an existing component", form_markup("", None))
+    layout::page(&ui, &chrome, "Register an existing component", form_markup(&chrome, "", None))
 }
 
 /// The catalog file a URL names: itself when it names a YAML file, else `catalog-info.yaml`
@@ -68,12 +69,19 @@ pub(crate) async fn submit(State(ui): State<Ui>, chrome: Chrome, Form(input): Fo
     let title = "Register an existing component";
     let target = match descriptor_url(&input.url) {
         Ok(target) => target,
-        Err(error) => return layout::page(&ui, &chrome, title, form_markup(&input.url, Some(&error))),
+        Err(error) => {
+            return layout::page(&ui, &chrome, title, form_markup(&chrome, &input.url, Some(&error)))
+        }
     };
     let preview = match ui.app.create_location(&identity, "url", &target, true, None).await {
         Ok(preview) => preview,
         Err(error) => {
-            return layout::page(&ui, &chrome, title, form_markup(&input.url, Some(&error.to_string())))
+            return layout::page(
+                &ui,
+                &chrome,
+                title,
+                form_markup(&chrome, &input.url, Some(&error.to_string())),
+            )
         }
     };
     let entities: Vec<&Value> = preview
@@ -94,6 +102,7 @@ pub(crate) async fn submit(State(ui): State<Ui>, chrome: Chrome, Form(input): Fo
                 p.notice role="status" { "This location is already registered; registering again refreshes it." }
             }
             form method="post" action="/catalog-import" {
+                (crate::layout::csrf_field(&chrome))
                 input type="hidden" name="url" value=(input.url);
                 input type="hidden" name="action" value="register";
                 button type="submit" { "Register" }
@@ -104,7 +113,7 @@ pub(crate) async fn submit(State(ui): State<Ui>, chrome: Chrome, Form(input): Fo
     }
     let refresh = (preview.exists == Some(true)).then_some(true);
     if let Err(error) = ui.app.create_location(&identity, "url", &target, false, refresh).await {
-        return layout::page(&ui, &chrome, title, form_markup(&input.url, Some(&error.to_string())));
+        return layout::page(&ui, &chrome, title, form_markup(&chrome, &input.url, Some(&error.to_string())));
     }
     let Some(first) = entities.first().and_then(|entity| Ref::of(entity)) else {
         return Redirect::to("/catalog").into_response();

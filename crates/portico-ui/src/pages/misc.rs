@@ -45,6 +45,7 @@ pub(crate) async fn settings(State(ui): State<Ui>, chrome: Chrome) -> Response {
         section.card aria-labelledby="theme-heading" {
             h2 #theme-heading { "Appearance" }
             form method="post" action="/settings/theme" {
+                (layout::csrf_field(&chrome))
                 fieldset {
                     legend { "Theme" }
                     @for (value, label, theme) in [("system", "Follow the system", Theme::System), ("light", "Light", Theme::Light), ("dark", "Dark", Theme::Dark)] {

@@ -14,6 +14,7 @@ pub(crate) mod home;
 pub(crate) mod import;
 pub(crate) mod misc;
 pub(crate) mod search;
+pub(crate) mod session;
 
 /// Entity counts per kind, for the kind selector and the home page.
 pub(crate) fn kind_counts(ui: &Ui) -> Vec<(String, u64)> {
