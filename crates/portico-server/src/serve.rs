@@ -127,7 +127,7 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
         move || portico_web::warm_ui(app, ui, auth)
     });
     let router = portico_web::router(app.clone(), config.ui.clone(), auth);
-    axum::serve(listener, router)
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
         .context("serving HTTP")?;

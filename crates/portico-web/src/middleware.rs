@@ -26,8 +26,10 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn layer(router: Router, auth: Arc<Auth>) -> Router {
+    let limiter = Arc::new(SignInLimiter::keyed(governor::Quota::per_minute(SIGN_INS_PER_MINUTE)));
     router
         .layer(axum::middleware::from_fn_with_state(auth, identify))
+        .layer(axum::middleware::from_fn_with_state(limiter, limit_sign_ins))
         .layer(axum::middleware::from_fn(error_envelope))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
@@ -37,6 +39,36 @@ pub(crate) fn layer(router: Router, auth: Arc<Auth>) -> Router {
             tracing::error!("a request handler panicked");
             (StatusCode::INTERNAL_SERVER_ERROR, ErrorMarker).into_response()
         }))
+}
+
+/// Sign-in attempts allowed per client address and minute (with a burst of as many).
+const SIGN_INS_PER_MINUTE: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).expect("non-zero");
+
+type SignInLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+/// Rate-limits sign-in attempts (`/api/auth/<provider>/refresh` and the UI's `/sign-in/...`)
+/// per client address: guessing or hammering a provider gets 429.
+async fn limit_sign_ins(State(limiter): State<Arc<SignInLimiter>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let is_sign_in = (path.starts_with("/api/auth/") && path.ends_with("/refresh"))
+        || (path.starts_with("/sign-in/") && request.method() == axum::http::Method::POST);
+    if is_sign_in {
+        let address = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        if let Some(address) = address {
+            if limiter.check_key(&address).is_err() {
+                let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+                response.extensions_mut().insert(ErrorInfo {
+                    name: "TooManyRequestsError",
+                    message: "Too many sign-in attempts from this address; try again in a minute".into(),
+                });
+                return response;
+            }
+        }
+    }
+    next.run(request).await
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -170,6 +170,27 @@ fn the_api_needs_valid_credentials_once_sign_in_is_configured() {
 }
 
 #[test]
+fn sign_in_attempts_are_rate_limited_per_address() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    config(&workspace, port);
+    let server = Server::start(workspace.path(), port, &[]);
+    let statuses: Vec<u16> = (0..25).map(|_| guest_token(&server).0).collect();
+    assert!(statuses[..20].iter().all(|status| *status == 200), "{statuses:?}");
+    assert_eq!(statuses[24], 429, "{statuses:?}");
+    let response = server
+        .client
+        .get(format!("{}/api/auth/guest/refresh", server.base))
+        .header("x-requested-with", "XMLHttpRequest")
+        .send()
+        .unwrap();
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["name"], "TooManyRequestsError");
+    // Other routes are not limited.
+    assert_eq!(get_with(&server, "/api/catalog/entities", Some(STATIC_TOKEN)).0, 200);
+}
+
+#[test]
 fn the_guest_provider_refuses_to_run_outside_development() {
     let workspace = Workspace::new();
     let port = free_port();
