@@ -13,3 +13,15 @@ pub enum Identity {
     /// Portico itself (providers, startup work).
     System,
 }
+
+impl Identity {
+    /// How the audit log names this caller.
+    pub fn actor(&self) -> String {
+        match self {
+            Identity::Anonymous => "anonymous".into(),
+            Identity::User { user_entity_ref, .. } => user_entity_ref.clone(),
+            Identity::Service { subject } => subject.clone(),
+            Identity::System => "portico".into(),
+        }
+    }
+}

@@ -267,6 +267,29 @@ impl App {
         refs
     }
 
+    /// Appends to the audit log. `source` is where the request came from.
+    pub async fn record_audit(
+        &self,
+        identity: &Identity,
+        action: &str,
+        target: &str,
+        source: &str,
+        detail: &str,
+    ) -> Result<(), Error> {
+        self.store.record_audit(&identity.actor(), action, target, source, detail).await?;
+        Ok(())
+    }
+
+    /// Audit records, newest first.
+    pub async fn audit_records(
+        &self,
+        _identity: &Identity,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<portico_store::AuditRow>, Error> {
+        Ok(self.store.audit_records(limit.clamp(1, 1000), before).await?)
+    }
+
     /// The most recently changed entities, newest first.
     pub async fn recently_changed(&self, _identity: &Identity, limit: usize) -> Result<Vec<Arc<str>>, Error> {
         let refs = self.store.recently_changed(limit).await?;

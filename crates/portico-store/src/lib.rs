@@ -16,6 +16,7 @@
 //! - `stitch`: the stitch queue and final entities, change feed for the in-memory index.
 //! - `deletion`: orphan and eager deletion, refresh requests, ancestry.
 
+mod audit;
 mod deletion;
 mod keys;
 mod location;
@@ -30,6 +31,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
+pub use crate::audit::AuditRow;
 pub use crate::deletion::{AncestryItem, StoreCounts};
 pub use crate::keys::AuthKeyRow;
 pub use crate::location::LocationRow;

@@ -143,6 +143,7 @@ contract_tests! {
     ancestry_and_refresh_stop_at_emitter_cycles
 
     signing_keys_are_kept_newest_first_and_pruned_by_age
+    audit_records_are_kept_in_order_and_paged_newest_first
     migrations_go_up_down_and_up_again
     migrating_again_or_from_a_second_replica_is_a_no_op
     concurrent_writers_all_succeed
@@ -1250,11 +1251,37 @@ async fn signing_keys_are_kept_newest_first_and_pruned_by_age(db: Db) {
     assert_eq!(store.auth_keys().await.unwrap(), [key("new", 2_000)]);
 }
 
+async fn audit_records_are_kept_in_order_and_paged_newest_first(db: Db) {
+    let store = &db.store;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            store
+                .record_audit(
+                    "user:default/jane",
+                    "catalog.entity.refresh",
+                    &format!("t{n}"),
+                    "127.0.0.1",
+                    "{}",
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+    let page = db.replica().await.audit_records(2, None).await.unwrap();
+    assert_eq!(page.iter().map(|row| row.target.as_str()).collect::<Vec<_>>(), ["t4", "t3"]);
+    let next = store.audit_records(10, Some(page[1].id)).await.unwrap();
+    assert_eq!(next.iter().map(|row| row.target.as_str()).collect::<Vec<_>>(), ["t2", "t1", "t0"]);
+    assert_eq!(next[0].actor, "user:default/jane");
+    assert_eq!(next[0].source, "127.0.0.1");
+}
+
 async fn migrations_go_up_down_and_up_again(db: Db) {
     let store = &db.store;
     assert!(store.ping().await);
     assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
-    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys"]);
+    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys", "audit log"]);
     store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
 
@@ -1263,7 +1290,7 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     assert!(store.list_locations().await.is_err(), "tables are gone");
 
     store.migrate().await.unwrap();
-    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys"]);
+    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys", "audit log"]);
     assert_eq!(store.list_locations().await.unwrap(), []);
     assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
     assert_eq!(store.current_seq().await.unwrap(), 0);
@@ -1280,7 +1307,7 @@ async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
     store.migrate().await.unwrap();
     let replica = db.replica().await;
     replica.migrate().await.unwrap();
-    assert_eq!(replica.applied_migrations().await.unwrap(), ["catalog", "auth keys"]);
+    assert_eq!(replica.applied_migrations().await.unwrap(), ["catalog", "auth keys", "audit log"]);
     assert_eq!(replica.list_locations().await.unwrap().len(), 1);
 }
 

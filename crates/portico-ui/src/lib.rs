@@ -68,6 +68,7 @@ pub fn router(app: Arc<App>, options: UiOptions, auth: Arc<Auth>) -> Router {
         .route("/docs", get(pages::misc::docs))
         .route("/settings", get(pages::misc::settings))
         .route("/settings/theme", post(pages::misc::set_theme))
+        .route("/settings/audit", get(pages::misc::audit))
         .route("/sign-in", get(pages::session::sign_in_page))
         .route("/sign-in/guest", post(pages::session::sign_in_guest))
         .route("/sign-out", post(pages::session::sign_out))

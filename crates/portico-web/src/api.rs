@@ -1,5 +1,6 @@
 //! Handlers, one module per Backstage plugin.
 
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod catalog;
 pub(crate) mod health;

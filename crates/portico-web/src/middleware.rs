@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use portico_app::identity::Identity;
+use portico_app::App;
 use portico_auth::{Auth, Principal};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -25,9 +26,10 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Requests running longer than this are cut off; no catalog query should come close.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) fn layer(router: Router, auth: Arc<Auth>) -> Router {
+pub(crate) fn layer(router: Router, app: Arc<App>, auth: Arc<Auth>) -> Router {
     let limiter = Arc::new(SignInLimiter::keyed(governor::Quota::per_minute(SIGN_INS_PER_MINUTE)));
     router
+        .layer(axum::middleware::from_fn_with_state(app, audit))
         .layer(axum::middleware::from_fn_with_state(auth, identify))
         .layer(axum::middleware::from_fn_with_state(limiter, limit_sign_ins))
         .layer(axum::middleware::from_fn(error_envelope))
@@ -39,6 +41,75 @@ pub(crate) fn layer(router: Router, auth: Arc<Auth>) -> Router {
             tracing::error!("a request handler panicked");
             (StatusCode::INTERNAL_SERVER_ERROR, ErrorMarker).into_response()
         }))
+}
+
+/// The audit log's name for a write, or `None` for requests that change nothing.
+fn audited_action(method: &axum::http::Method, path: &str, query: &str) -> Option<&'static str> {
+    use axum::http::Method;
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["api", "catalog", "locations"]) if !query.contains("dryRun=true") => {
+            Some("catalog.location.create")
+        }
+        (&Method::PUT, ["api", "catalog", "locations", _]) => Some("catalog.location.update"),
+        (&Method::DELETE, ["api", "catalog", "locations", _]) => Some("catalog.location.delete"),
+        (&Method::DELETE, ["api", "catalog", "entities", "by-uid", _]) => Some("catalog.entity.delete"),
+        (&Method::POST, ["api", "catalog", "refresh"]) => Some("catalog.entity.refresh"),
+        (&Method::POST, ["catalog", _, _, _, "refresh"]) => Some("catalog.entity.refresh"),
+        (&Method::POST, ["catalog", _, _, _, "unregister"]) => Some("catalog.entity.unregister"),
+        (&Method::POST, ["catalog-import"]) => Some("catalog.location.create"),
+        _ => None,
+    }
+}
+
+/// The client address of a request (the peer of the connection).
+pub(crate) fn client_address(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
+}
+
+/// Records every successful write in the audit log: who (the identity), what (the action and
+/// the request's parameters, without the anti-forgery token), when, and from where.
+async fn audit(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let Some(action) = audited_action(request.method(), request.uri().path(), &query) else {
+        return next.run(request).await;
+    };
+    let identity = request.extensions().get::<Identity>().cloned().unwrap_or(Identity::Anonymous);
+    let source = client_address(&request);
+    let target = request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+    let detail: String = if is_form {
+        url::form_urlencoded::parse(text.as_bytes())
+            .filter(|(key, _)| key != "_csrf")
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    } else {
+        text.into_owned()
+    };
+    // The import page's first step only analyzes.
+    let analyze_only = action == "catalog.location.create"
+        && parts.uri.path() == "/catalog-import"
+        && detail.contains("action=analyze");
+    let detail: String = detail.chars().take(4096).collect();
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if !analyze_only && (response.status().is_success() || response.status().is_redirection()) {
+        if let Err(error) = app.record_audit(&identity, action, &target, &source, &detail).await {
+            tracing::error!(%error, action, "writing the audit log failed");
+        }
+    }
+    response
 }
 
 /// Sign-in attempts allowed per client address and minute (with a burst of as many).

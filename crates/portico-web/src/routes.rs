@@ -40,7 +40,9 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         .route("/v1/userinfo", get(auth::userinfo))
         .route("/v1/token", get(auth::token).post(auth::token))
         .with_state(auth::AuthState { app: app.clone(), auth: auth.clone() });
-    let api = Router::new().nest("/api/catalog", catalog);
+    let audit_app = app.clone();
+    let audit_routes = Router::new().route("/events", get(crate::api::audit::events)).with_state(app.clone());
+    let api = Router::new().nest("/api/catalog", catalog).nest("/api/audit", audit_routes);
     let router = Router::new()
         .merge(api)
         .route("/.backstage/health/v1/readiness", get(health::readiness))
@@ -48,5 +50,5 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         .with_state(app.clone())
         .nest("/api/auth", auth_routes)
         .merge(portico_ui::router(app, ui, auth.clone()));
-    crate::middleware::layer(router, auth)
+    crate::middleware::layer(router, audit_app, auth)
 }

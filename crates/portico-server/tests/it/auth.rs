@@ -106,6 +106,26 @@ fn the_api_needs_valid_credentials_once_sign_in_is_configured() {
     assert_eq!((status, info["claims"]["sub"].clone()), (200, json!("user:default/jane")));
     assert_eq!(get_with(&server, "/api/auth/v1/userinfo", Some(STATIC_TOKEN)).0, 401);
 
+    // Writes and sign-ins are in the audit log, with who and from where; reading it needs
+    // credentials too.
+    let refresh = server
+        .client
+        .post(format!("{}/api/catalog/refresh", server.base))
+        .bearer_auth(&token)
+        .json(&json!({ "entityRef": "component:default/alpha" }))
+        .send()
+        .unwrap();
+    assert_eq!(refresh.status(), 200);
+    assert_eq!(get_with(&server, "/api/audit/events", None).0, 401);
+    let (_, audit) = get_with(&server, "/api/audit/events", Some(STATIC_TOKEN));
+    let items = audit["items"].as_array().unwrap();
+    let find =
+        |action: &str| items.iter().find(|item| item["action"] == action).cloned().unwrap_or(Value::Null);
+    assert_eq!(find("catalog.entity.refresh")["actor"], "user:default/jane", "{audit}");
+    assert!(find("catalog.entity.refresh")["detail"].as_str().unwrap().contains("component:default/alpha"));
+    assert_eq!(find("auth.sign-in")["actor"], "user:default/jane");
+    assert_eq!(find("auth.sign-in")["source"], "127.0.0.1");
+
     // The published keys and discovery.
     let (_, jwks) = get_with(&server, "/api/auth/.well-known/jwks.json", None);
     let kid = token.split('.').next().map(|header| {

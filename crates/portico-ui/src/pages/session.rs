@@ -2,11 +2,15 @@
 //! accepted for UI pages only (the API wants it as a bearer token, so a cookie can never
 //! authorize an API call from another site).
 
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
 use axum::Form;
 use maud::html;
+use portico_app::identity::Identity;
 
 use crate::layout::{self, Chrome};
 use crate::Ui;
@@ -51,7 +55,12 @@ pub(crate) async fn sign_in_page(State(ui): State<Ui>, chrome: Chrome, Query(nex
     layout::page(&ui, &chrome, "Sign in", body)
 }
 
-pub(crate) async fn sign_in_guest(State(ui): State<Ui>, chrome: Chrome, Form(next): Form<Next>) -> Response {
+pub(crate) async fn sign_in_guest(
+    State(ui): State<Ui>,
+    chrome: Chrome,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Form(next): Form<Next>,
+) -> Response {
     let Some(guest) = ui.auth.options().guest.clone() else {
         return layout::page_with_status(
             &ui,
@@ -79,6 +88,13 @@ pub(crate) async fn sign_in_guest(State(ui): State<Ui>, chrome: Chrome, Form(nex
             )
         }
     };
+    let source = connection
+        .map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(address))| address.ip().to_string());
+    let user =
+        Identity::User { user_entity_ref: guest.user_entity_ref.clone(), ownership_entity_refs: ownership };
+    if let Err(error) = ui.app.record_audit(&user, "auth.sign-in", "guest", &source, "web UI").await {
+        tracing::error!(%error, "writing the audit log failed");
+    }
     let secure = if ui.auth.options().issuer.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",

@@ -1,8 +1,9 @@
 //! `/api/auth`: the guest provider's refresh, the published keys, OpenID discovery and user info.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -30,6 +31,7 @@ fn authentication(message: impl Into<String>) -> ApiError {
 pub(crate) async fn refresh(
     State(state): State<AuthState>,
     Path(provider): Path<String>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(guest) = state.auth.options().guest.as_ref().filter(|_| provider == "guest") else {
@@ -51,6 +53,15 @@ pub(crate) async fn refresh(
         .issue(&guest.user_entity_ref, &ownership)
         .await
         .map_err(|error| authentication(error.to_string()))?;
+    let source = connection
+        .map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(address))| address.ip().to_string());
+    let user = Identity::User {
+        user_entity_ref: guest.user_entity_ref.clone(),
+        ownership_entity_refs: ownership.clone(),
+    };
+    if let Err(error) = state.app.record_audit(&user, "auth.sign-in", "guest", &source, "api").await {
+        tracing::error!(%error, "writing the audit log failed");
+    }
     let body = json!({
         "profile": {},
         "backstageIdentity": {
