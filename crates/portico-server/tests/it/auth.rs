@@ -8,7 +8,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::support::{catalog_with, free_port, Server, Workspace};
+use crate::support::{catalog_with, free_port, Database, Server, Workspace};
+
+crate::on_both_databases! {
+    a_token_from_one_replica_verifies_on_another => super::a_token_from_one_replica_verifies_on_another;
+}
 
 const STATIC_TOKEN: &str = "ci-static-token-0123456789";
 
@@ -187,6 +191,41 @@ fn the_api_needs_valid_credentials_once_sign_in_is_configured() {
         get_with(&server, "/api/catalog/entities/by-name/component/default/alpha", Some(&token)).0,
         200
     );
+}
+
+/// Two servers on one database (replicas): keys are shared, so a token issued by one is
+/// accepted by the other, and a key created by either is published by both.
+fn a_token_from_one_replica_verifies_on_another(database: &Database) {
+    let (first_dir, second_dir) = (Workspace::new(), Workspace::new());
+    let (first_port, second_port) = (free_port(), free_port());
+    let auth = format!(
+        "auth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\n{}",
+        catalog_with("./catalog.yaml")
+    );
+    for (workspace, port) in [(&first_dir, first_port), (&second_dir, second_port)] {
+        workspace.write("catalog.yaml", CATALOG);
+        workspace.config_on(database, port, &auth);
+    }
+    // SQLite replicas share one file: point the second at the first's database directory.
+    if matches!(database, Database::Sqlite) {
+        let shared = first_dir.path().join("db");
+        std::fs::create_dir_all(&shared).expect("the shared database directory");
+        let text =
+            std::fs::read_to_string(second_dir.path().join("app-config.yaml")).expect("the second config");
+        second_dir.write(
+            "app-config.yaml",
+            &text.replace("directory: ./db", &format!("directory: {}", shared.display())),
+        );
+    }
+    let first = Server::start(first_dir.path(), first_port, &[]);
+    let second = Server::start(second_dir.path(), second_port, &[]);
+    let (status, refreshed) = guest_token(&first);
+    assert_eq!(status, 200, "{refreshed}");
+    let token = refreshed["backstageIdentity"]["token"].as_str().expect("a token");
+    assert_eq!(get_with(&second, "/api/catalog/entities", Some(token)).0, 200);
+    let (_, first_keys) = get_with(&first, "/api/auth/.well-known/jwks.json", None);
+    let (_, second_keys) = get_with(&second, "/api/auth/.well-known/jwks.json", None);
+    assert_eq!(first_keys, second_keys);
 }
 
 #[test]
