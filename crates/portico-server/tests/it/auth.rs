@@ -250,6 +250,48 @@ fn sign_in_attempts_are_rate_limited_per_address() {
 }
 
 #[test]
+fn the_ui_session_cookie_is_http_only_and_sign_in_never_redirects_off_site() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    config(&workspace, port);
+    let server = Server::start(workspace.path(), port, &[]);
+    let client =
+        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let csrf = "0123456789abcdef0123456789abcdef";
+    let sign_in = |next: &str| {
+        client
+            .post(format!("{}/sign-in/guest", server.base))
+            .header("cookie", format!("portico-csrf={csrf}"))
+            .form(&[("_csrf", csrf), ("next", next)])
+            .send()
+            .unwrap()
+    };
+    let response = sign_in("/catalog?kind=api");
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/catalog?kind=api");
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("portico-session=ey"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    for hostile in ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"] {
+        let response = sign_in(hostile);
+        assert_eq!(response.headers()["location"], "/", "{hostile}");
+    }
+    // The session cookie opens UI pages but never the API.
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = client.get(format!("{}/catalog", server.base)).header("cookie", &session).send().unwrap();
+    assert_eq!(page.status(), 200);
+    let api = client
+        .get(format!("{}/api/catalog/entities", server.base))
+        .header("cookie", &session)
+        .send()
+        .unwrap();
+    assert_eq!(api.status(), 401);
+}
+
+#[test]
 fn the_guest_provider_refuses_to_run_outside_development() {
     let workspace = Workspace::new();
     let port = free_port();
