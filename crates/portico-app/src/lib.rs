@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod engine;
 pub mod identity;
 pub mod index;
+pub mod permission;
 pub mod processing;
 pub mod provider;
 pub mod query;
@@ -81,6 +82,8 @@ pub struct AppOptions {
     pub readonly: bool,
     /// `catalog.defaultLocationConflictStrategy` is `refresh`.
     pub refresh_on_conflict: bool,
+    /// The permission policy when `permission.enabled`; `None` allows everything.
+    pub policy: Option<Arc<permission::Policy>>,
 }
 
 #[derive(Debug)]
@@ -326,10 +329,67 @@ impl App {
         Ok((entity_ref, items))
     }
 
+    // ----- permissions -----
+
+    /// Refuses what the policy does not allow. Services (static tokens) and Portico itself are
+    /// trusted, as Backstage trusts service principals; without a policy everything is allowed.
+    pub fn check(
+        &self,
+        identity: &Identity,
+        permission: permission::Permission,
+        entity: Option<&Value>,
+    ) -> Result<(), Error> {
+        let Some(policy) = &self.options.policy else { return Ok(()) };
+        if matches!(identity, Identity::Service { .. } | Identity::System)
+            || policy.allows(permission, identity, entity)
+        {
+            return Ok(());
+        }
+        let on = entity
+            .and_then(canonical_ref_of)
+            .map(|entity_ref| format!(" on {entity_ref}"))
+            .unwrap_or_default();
+        Err(Error::NotAllowed(format!("{} is not allowed to {}{on}", identity.actor(), permission.name)))
+    }
+
+    /// `POST /api/permission/authorize` for one item: `ALLOW` or `DENY`.
+    pub fn authorize(
+        &self,
+        identity: &Identity,
+        name: &str,
+        resource_ref: Option<&str>,
+    ) -> Result<bool, Error> {
+        let known = [
+            permission::ENTITY_READ,
+            permission::ENTITY_DELETE,
+            permission::ENTITY_REFRESH,
+            permission::LOCATION_CREATE,
+            permission::LOCATION_DELETE,
+        ];
+        let Some(permission) = known.into_iter().find(|known| known.name == name) else {
+            // Permissions Portico does not know are decided by the policy's name-free rules.
+            return Ok(self.options.policy.is_none());
+        };
+        let entity = match (permission.resource_type, resource_ref) {
+            (Some(_), None) if matches!(identity, Identity::User { .. }) => {
+                return Err(Error::Input(
+                    "Resource permissions require a resourceRef to be set. Direct user requests without a resourceRef are not allowed.".into(),
+                ))
+            }
+            (Some(_), Some(entity_ref)) => self.catalog.read().parsed(&entity_ref.to_lowercase()),
+            _ => None,
+        };
+        Ok(self.check(identity, permission, entity.as_ref()).is_ok())
+    }
+
     // ----- writes -----
 
     /// `POST /refresh`.
-    pub async fn refresh_entity(&self, _identity: &Identity, entity_ref: &str) -> Result<(), Error> {
+    pub async fn refresh_entity(&self, identity: &Identity, entity_ref: &str) -> Result<(), Error> {
+        let entity = self.catalog.read().parsed(entity_ref);
+        if let Some(entity) = &entity {
+            self.check(identity, permission::ENTITY_REFRESH, Some(entity))?;
+        }
         if !self.store.request_refresh(entity_ref).await? {
             return Err(Error::NotFound(format!("Entity {entity_ref} not found")));
         }
@@ -338,7 +398,12 @@ impl App {
     }
 
     /// `DELETE /entities/by-uid/{uid}`. Unknown uids succeed, as in Backstage.
-    pub async fn delete_entity(&self, _identity: &Identity, uid: &str) -> Result<(), Error> {
+    pub async fn delete_entity(&self, identity: &Identity, uid: &str) -> Result<(), Error> {
+        let entity: Option<Value> =
+            self.catalog.read().by_uid(uid).and_then(|body| serde_json::from_str(&body).ok());
+        if let Some(entity) = &entity {
+            self.check(identity, permission::ENTITY_DELETE, Some(entity))?;
+        }
         if self.store.delete_entity_by_uid(uid).await? {
             self.catalog.sync(&self.store).await?;
             self.engine.wake();
@@ -360,12 +425,15 @@ impl App {
     /// `POST /locations`, real or dry run.
     pub async fn create_location(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         kind: &str,
         target: &str,
         dry_run: bool,
         on_conflict_refresh: Option<bool>,
     ) -> Result<CreatedLocation, Error> {
+        if !dry_run {
+            self.check(identity, permission::LOCATION_CREATE, None)?;
+        }
         if !self.options.allowed_location_types.iter().any(|allowed| allowed == kind) {
             return Err(Error::Input(format!(
                 "Registered locations must be of an allowed type {}",
@@ -427,11 +495,12 @@ impl App {
     /// its name (derived from the original target) and is processed again with the new spec.
     pub async fn update_location(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         id: &str,
         kind: &str,
         target: &str,
     ) -> Result<LocationRow, Error> {
+        self.check(identity, permission::LOCATION_CREATE, None)?;
         if !self.options.allowed_location_types.iter().any(|allowed| allowed == kind) {
             return Err(Error::Input(format!(
                 "Registered locations must be of an allowed type {}",
@@ -485,7 +554,8 @@ impl App {
     }
 
     /// `DELETE /locations/{id}`: removes the location and everything only it kept alive.
-    pub async fn delete_location(&self, _identity: &Identity, id: &str) -> Result<(), Error> {
+    pub async fn delete_location(&self, identity: &Identity, id: &str) -> Result<(), Error> {
+        self.check(identity, permission::LOCATION_DELETE, None)?;
         if self.options.readonly {
             return Err(Error::NotAllowed("This operation not allowed in readonly mode".into()));
         }

@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) ui: portico_web::UiOptions,
     /// `auth.*` and `backend.auth.*`.
     pub(crate) auth: portico_auth::AuthOptions,
+    /// `permission.enabled` with `permission.policy` (a YAML file) or the default policy.
+    pub(crate) policy: Option<portico_app::permission::Policy>,
 }
 
 impl Config {
@@ -77,7 +79,9 @@ impl Config {
             organization: string(root, "organization.name")?.unwrap_or(defaults.organization),
         };
         let auth = auth_options(root, &base_url)?;
+        let policy = policy(root, cwd)?;
         Ok(Config {
+            policy,
             auth,
             ui,
             listen,
@@ -91,6 +95,52 @@ impl Config {
             refresh_on_conflict,
         })
     }
+}
+
+/// `permission.enabled` and the policy. Backstage's policies are code; Portico reads them from
+/// `permission.policy`, a YAML file of rules, and otherwise uses a default: everyone reads and
+/// registers, owners refresh and delete their own entities, the groups in `permission.admins`
+/// do everything.
+fn policy(root: &Value, cwd: &Path) -> anyhow::Result<Option<portico_app::permission::Policy>> {
+    if get(root, "permission.enabled").and_then(Value::as_bool) != Some(true) {
+        return Ok(None);
+    }
+    let document = match string(root, "permission.policy")? {
+        Some(path) => {
+            let path = cwd.join(path);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("permission.policy: reading {}", path.display()))?;
+            let (documents, errors) = portico_catalog::descriptor::parse_descriptor(&text);
+            if let Some(error) = errors.first() {
+                bail!("{}:{}: {}", path.display(), error.line, error.message);
+            }
+            let Some(document) = documents.into_iter().next() else {
+                bail!("{}: the policy file is empty", path.display());
+            };
+            let policy = portico_app::permission::Policy::from_value(&document.value)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+            return Ok(Some(policy));
+        }
+        None => {
+            let admins = get(root, "permission.admins").cloned().unwrap_or(Value::Array(Vec::new()));
+            serde_json::json!({ "rules": [
+                { "description": "admins do everything", "groups": admins, "decision": "allow" },
+                { "description": "everyone reads", "actions": ["read"], "decision": "allow" },
+                { "description": "everyone registers locations", "permissions": ["catalog.location.create"], "decision": "allow" },
+                { "description": "owners refresh and delete their own entities",
+                  "permissions": ["catalog.entity.refresh", "catalog.entity.delete"],
+                  "decision": { "conditions": { "rule": "IS_ENTITY_OWNER" } } },
+            ] })
+        }
+    };
+    // An empty admin list matches nobody rather than everybody.
+    let mut document = document;
+    if document["rules"][0]["groups"].as_array().is_some_and(Vec::is_empty) {
+        document["rules"][0]["groups"] = serde_json::json!(["group:portico/no-admins-configured"]);
+    }
+    portico_app::permission::Policy::from_value(&document)
+        .map(Some)
+        .map_err(|error| anyhow::anyhow!("permission.admins: {error}"))
 }
 
 /// Sign-in and external access, as Backstage reads them.

@@ -70,7 +70,7 @@ pub(crate) fn client_address(request: &Request) -> String {
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
 }
 
-/// Records every successful write in the audit log: who (the identity), what (the action and
+/// Records every successful or refused write in the audit log: who (the identity), what (the action and
 /// the request's parameters, without the anti-forgery token), when, and from where.
 async fn audit(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let query = request.uri().query().unwrap_or("").to_owned();
@@ -104,7 +104,11 @@ async fn audit(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         && detail.contains("action=analyze");
     let detail: String = detail.chars().take(4096).collect();
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    if !analyze_only && (response.status().is_success() || response.status().is_redirection()) {
+    // Refused writes are recorded too, so an admin sees who tried what.
+    let detail =
+        if response.status() == StatusCode::FORBIDDEN { format!("denied: {detail}") } else { detail };
+    let done = response.status().is_success() || response.status().is_redirection();
+    if !analyze_only && (done || response.status() == StatusCode::FORBIDDEN) {
         if let Err(error) = app.record_audit(&identity, action, &target, &source, &detail).await {
             tracing::error!(%error, action, "writing the audit log failed");
         }

@@ -42,7 +42,12 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         .with_state(auth::AuthState { app: app.clone(), auth: auth.clone() });
     let audit_app = app.clone();
     let audit_routes = Router::new().route("/events", get(crate::api::audit::events)).with_state(app.clone());
-    let api = Router::new().nest("/api/catalog", catalog).nest("/api/audit", audit_routes);
+    let permission_routes =
+        Router::new().route("/authorize", post(crate::api::permission::authorize)).with_state(app.clone());
+    let api = Router::new()
+        .nest("/api/catalog", catalog)
+        .nest("/api/audit", audit_routes)
+        .nest("/api/permission", permission_routes);
     let router = Router::new()
         .merge(api)
         .route("/.backstage/health/v1/readiness", get(health::readiness))

@@ -292,6 +292,142 @@ fn the_ui_session_cookie_is_http_only_and_sign_in_never_redirects_off_site() {
 }
 
 #[test]
+fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audited() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write(
+        "catalog.yaml",
+        &format!("{CATALOG}---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{ name: beta }}\nspec: {{ type: service, lifecycle: production, owner: team-b }}\n"),
+    );
+    workspace.config(
+        port,
+        &format!(
+            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {STATIC_TOKEN}, subject: ci }}\nauth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\npermission:\n  enabled: true\n  admins: [group:default/admins]\n{}",
+            catalog_with("./catalog.yaml")
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    let beta = server.wait_for("beta", |server| {
+        let (status, body) =
+            get_with(server, "/api/catalog/entities/by-name/component/default/beta", Some(STATIC_TOKEN));
+        (status == 200).then_some(body)
+    });
+    server.wait_for("jane", |server| {
+        (get_with(server, "/api/catalog/entities/by-name/user/default/jane", Some(STATIC_TOKEN)).0 == 200)
+            .then_some(())
+    });
+    let token = guest_token(&server).1["backstageIdentity"]["token"].as_str().unwrap().to_owned();
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = server.client.request(method, format!("{}{path}", server.base)).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+
+    // jane (team-a) may refresh what team-a owns, not team-b's beta; deleting beta is refused
+    // with a clear message.
+    assert_eq!(
+        send(
+            reqwest::Method::POST,
+            "/api/catalog/refresh",
+            Some(json!({ "entityRef": "component:default/alpha" }))
+        )
+        .0,
+        200
+    );
+    let (status, body) = send(
+        reqwest::Method::POST,
+        "/api/catalog/refresh",
+        Some(json!({ "entityRef": "component:default/beta" })),
+    );
+    assert_eq!((status, body["error"]["name"].clone()), (403, json!("NotAllowedError")), "{body}");
+    let uid = beta["metadata"]["uid"].as_str().unwrap();
+    let (status, body) = send(reqwest::Method::DELETE, &format!("/api/catalog/entities/by-uid/{uid}"), None);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "user:default/jane is not allowed to catalog.entity.delete on component:default/beta"
+    );
+    assert_eq!(
+        get_with(&server, "/api/catalog/entities/by-name/component/default/beta", Some(STATIC_TOKEN)).0,
+        200
+    );
+
+    // The refused attempt is in the audit log.
+    let (_, audit) = get_with(&server, "/api/audit/events", Some(STATIC_TOKEN));
+    let denied = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["action"] == "catalog.entity.delete")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(denied["actor"], "user:default/jane", "{audit}");
+    assert!(denied["detail"].as_str().unwrap().starts_with("denied"));
+
+    // The same decisions through Backstage's permission endpoint.
+    let item = |id: &str, name: &str, resource: Option<&str>| {
+        let mut item = json!({ "id": id, "permission": { "type": if resource.is_some() { "resource" } else { "basic" }, "name": name, "attributes": {} } });
+        if let Some(resource) = resource {
+            item["resourceRef"] = json!(resource);
+            item["permission"]["resourceType"] = json!("catalog-entity");
+        }
+        item
+    };
+    let (status, answer) = send(
+        reqwest::Method::POST,
+        "/api/permission/authorize",
+        Some(json!({ "items": [
+            item("1", "catalog.entity.delete", Some("component:default/alpha")),
+            item("2", "catalog.entity.delete", Some("component:default/beta")),
+            item("3", "catalog.location.delete", None),
+            item("4", "catalog.location.create", None),
+        ] })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let results: Vec<&str> =
+        answer["items"].as_array().unwrap().iter().map(|item| item["result"].as_str().unwrap()).collect();
+    assert_eq!(results, ["ALLOW", "DENY", "DENY", "ALLOW"]);
+    let (status, _) = send(
+        reqwest::Method::POST,
+        "/api/permission/authorize",
+        Some(
+            json!({ "items": [{ "id": "x", "permission": { "type": "resource", "name": "catalog.entity.delete", "resourceType": "catalog-entity" } }] }),
+        ),
+    );
+    assert_eq!(status, 400, "a resource permission without resourceRef");
+}
+
+#[test]
+fn an_invalid_policy_file_stops_the_server_with_the_field_named() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write("catalog.yaml", CATALOG);
+    workspace.write(
+        "policy.yaml",
+        "rules:\n  - decision: allow\n  - permissions: [catalog.entity.delete]\n    decision: perhaps\n",
+    );
+    workspace.config(
+        port,
+        &format!("permission:\n  enabled: true\n  policy: policy.yaml\n{}", catalog_with("./catalog.yaml")),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("serve")
+        .current_dir(workspace.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("policy.yaml: rules[1].decision: expected allow, deny or {conditions: …}"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_guest_provider_refuses_to_run_outside_development() {
     let workspace = Workspace::new();
     let port = free_port();

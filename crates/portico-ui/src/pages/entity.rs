@@ -558,7 +558,7 @@ pub(crate) async fn refresh(State(ui): State<Ui>, chrome: Chrome, Path(path): Pa
     let Some(entity_ref) = Ref::of(&entity) else {
         return missing(&ui, &chrome, &path.namespace, &path.kind, &path.name);
     };
-    match ui.app.refresh_entity(&Identity::Anonymous, &entity_ref.canonical()).await {
+    match ui.app.refresh_entity(&chrome.identity, &entity_ref.canonical()).await {
         Ok(()) => Redirect::to(&format!("{}?notice=refresh", entity_ref.href())).into_response(),
         Err(error) => error_page(&ui, &chrome, &error),
     }
@@ -571,7 +571,7 @@ pub(crate) async fn unregister(
     chrome: Chrome,
     Path(path): Path<EntityPath>,
 ) -> Response {
-    let identity = Identity::Anonymous;
+    let identity = chrome.identity.clone();
     let entity = match load(&ui, &chrome, &path.namespace, &path.kind, &path.name) {
         Ok(entity) => entity,
         Err(response) => return *response,

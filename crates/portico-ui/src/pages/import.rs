@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
-use portico_app::identity::Identity;
 use serde_json::Value;
 
 use crate::layout::{self, Chrome};
@@ -65,7 +64,7 @@ fn descriptor_url(url: &str) -> Result<String, String> {
 }
 
 pub(crate) async fn submit(State(ui): State<Ui>, chrome: Chrome, Form(input): Form<ImportForm>) -> Response {
-    let identity = Identity::Anonymous;
+    let identity = chrome.identity.clone();
     let title = "Register an existing component";
     let target = match descriptor_url(&input.url) {
         Ok(target) => target,
