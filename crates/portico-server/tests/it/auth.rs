@@ -368,6 +368,29 @@ fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audit
     assert_eq!(denied["actor"], "user:default/jane", "{audit}");
     assert!(denied["detail"].as_str().unwrap().starts_with("denied"));
 
+    // The UI offers only what the policy allows: Refresh on alpha, not on beta.
+    let browser =
+        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let csrf = "0123456789abcdef0123456789abcdef";
+    let signed_in = browser
+        .post(format!("{}/sign-in/guest", server.base))
+        .header("cookie", format!("portico-csrf={csrf}"))
+        .form(&[("_csrf", csrf), ("next", "/")])
+        .send()
+        .unwrap();
+    let session = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = |name: &str| {
+        browser
+            .get(format!("{}/catalog/default/component/{name}", server.base))
+            .header("cookie", &session)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert!(page("alpha").contains("action=\"/catalog/default/component/alpha/refresh\""));
+    assert!(!page("beta").contains("action=\"/catalog/default/component/beta/refresh\""));
+
     // The same decisions through Backstage's permission endpoint.
     let item = |id: &str, name: &str, resource: Option<&str>| {
         let mut item = json!({ "id": id, "permission": { "type": if resource.is_some() { "resource" } else { "basic" }, "name": name, "attributes": {} } });

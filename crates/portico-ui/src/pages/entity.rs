@@ -179,6 +179,12 @@ fn shell(ui: &Ui, chrome: &Chrome, entity: &Value, current: &str, content: Marku
     tabs.push(("graph", "Relations graph", format!("{base}/graph")));
     tabs.push(("inspect", "Inspect", format!("{base}/inspect")));
     let title = view::title_of(entity);
+    // Actions the caller may not take are not offered (the server refuses them anyway).
+    let may_refresh =
+        ui.app.check(&chrome.identity, portico_app::permission::ENTITY_REFRESH, Some(entity)).is_ok();
+    let may_unregister =
+        ui.app.check(&chrome.identity, portico_app::permission::LOCATION_DELETE, None).is_ok()
+            || ui.app.check(&chrome.identity, portico_app::permission::ENTITY_DELETE, Some(entity)).is_ok();
     let body = html! {
         header.entity-head {
             p.kicker {
@@ -198,10 +204,13 @@ fn shell(ui: &Ui, chrome: &Chrome, entity: &Value, current: &str, content: Marku
                 }
             }
             div.actions {
-                form method="post" action={ (base) "/refresh" } {
-                    (layout::csrf_field(chrome))
-                    button type="submit" { "Refresh" }
+                @if may_refresh {
+                    form method="post" action={ (base) "/refresh" } {
+                        (layout::csrf_field(chrome))
+                        button type="submit" { "Refresh" }
+                    }
                 }
+                @if may_unregister {
                 details.unregister {
                     summary { "Unregister…" }
                     div.confirm {
@@ -211,6 +220,7 @@ fn shell(ui: &Ui, chrome: &Chrome, entity: &Value, current: &str, content: Marku
                             button.danger type="submit" { "Unregister " (title) }
                         }
                     }
+                }
                 }
             }
         }
