@@ -341,7 +341,7 @@ impl App {
     ) -> Result<(), Error> {
         let Some(policy) = &self.options.policy else { return Ok(()) };
         if matches!(identity, Identity::Service { .. } | Identity::System)
-            || policy.allows(permission, identity, entity)
+            || policy.allows(permission, identity, &self.groups_of(identity), entity)
         {
             return Ok(());
         }
@@ -350,6 +350,34 @@ impl App {
             .map(|entity_ref| format!(" on {entity_ref}"))
             .unwrap_or_default();
         Err(Error::NotAllowed(format!("{} is not allowed to {}{on}", identity.actor(), permission.name)))
+    }
+
+    /// The caller's ownership refs plus every group they belong to through `childOf`, for
+    /// matching policy rules by group (bounded, so a cyclic hierarchy ends).
+    fn groups_of(&self, identity: &Identity) -> Vec<String> {
+        let Identity::User { ownership_entity_refs, .. } = identity else { return Vec::new() };
+        let mut groups: Vec<String> =
+            ownership_entity_refs.iter().map(|owner| owner.to_lowercase()).collect();
+        let index = self.catalog.read();
+        let mut next = 0;
+        while next < groups.len() && groups.len() < 1000 {
+            if let Some(group) = index.parsed(&groups[next]) {
+                let parents =
+                    group.get("relations").and_then(Value::as_array).into_iter().flatten().filter_map(
+                        |relation| {
+                            (relation.get("type")?.as_str()? == "childOf")
+                                .then(|| relation.get("targetRef")?.as_str().map(str::to_lowercase))?
+                        },
+                    );
+                for parent in parents.collect::<Vec<_>>() {
+                    if !groups.contains(&parent) {
+                        groups.push(parent);
+                    }
+                }
+            }
+            next += 1;
+        }
+        groups
     }
 
     /// `POST /api/permission/authorize` for one item: `ALLOW` or `DENY`.

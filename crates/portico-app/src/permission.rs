@@ -130,14 +130,14 @@ impl Policy {
         Ok(Policy { rules })
     }
 
-    /// The first rule matching the permission and the caller.
-    pub fn rule_for(&self, permission: Permission, identity: &Identity) -> Option<&Rule> {
-        let (user, ownership): (Option<&str>, &[String]) = match identity {
-            Identity::User { user_entity_ref, ownership_entity_refs } => {
-                (Some(user_entity_ref), ownership_entity_refs)
-            }
-            _ => (None, &[]),
+    /// The first rule matching the permission and the caller, whose groups are `groups` (its
+    /// ownership refs and every group those belong to, transitively).
+    pub fn rule_for(&self, permission: Permission, identity: &Identity, groups: &[String]) -> Option<&Rule> {
+        let user: Option<&str> = match identity {
+            Identity::User { user_entity_ref, .. } => Some(user_entity_ref),
+            _ => None,
         };
+        let ownership = groups;
         self.rules.iter().find(|rule| {
             (rule.permissions.is_empty() || rule.permissions.iter().any(|name| name == permission.name))
                 && (rule.actions.is_empty() || rule.actions.iter().any(|action| action == permission.action))
@@ -157,8 +157,14 @@ impl Policy {
 
     /// Whether the caller may apply the permission to this entity (`None` for permissions that
     /// have no resource): conditional decisions are evaluated against it.
-    pub fn allows(&self, permission: Permission, identity: &Identity, entity: Option<&Value>) -> bool {
-        match self.rule_for(permission, identity).map(|rule| &rule.decision) {
+    pub fn allows(
+        &self,
+        permission: Permission,
+        identity: &Identity,
+        groups: &[String],
+        entity: Option<&Value>,
+    ) -> bool {
+        match self.rule_for(permission, identity, groups).map(|rule| &rule.decision) {
             Some(Decision::Allow) => true,
             Some(Decision::Conditional(criteria)) => {
                 entity.is_some_and(|entity| satisfies(criteria, entity, identity))
@@ -268,18 +274,17 @@ mod tests {
             { "permissions": ["catalog.entity.delete"], "decision": { "conditions": { "rule": "IS_ENTITY_OWNER" } } },
             { "actions": ["read"], "decision": "allow" },
         ] }));
-        assert!(policy.allows(ENTITY_READ, &jane(), Some(&component("group:default/team-b"))));
-        assert!(policy.allows(ENTITY_DELETE, &jane(), Some(&component("group:default/team-a"))));
-        assert!(!policy.allows(ENTITY_DELETE, &jane(), Some(&component("group:default/team-b"))));
-        assert!(!policy.allows(LOCATION_CREATE, &jane(), None), "nothing matches: deny");
-        let admin = Identity::User {
-            user_entity_ref: "user:default/root".into(),
-            ownership_entity_refs: vec!["group:default/admins".into()],
-        };
-        assert!(policy.allows(LOCATION_CREATE, &admin, None));
+        let groups = ["user:default/jane".to_owned(), "group:default/team-a".to_owned()];
+        assert!(policy.allows(ENTITY_READ, &jane(), &groups, Some(&component("group:default/team-b"))));
+        assert!(policy.allows(ENTITY_DELETE, &jane(), &groups, Some(&component("group:default/team-a"))));
+        assert!(!policy.allows(ENTITY_DELETE, &jane(), &groups, Some(&component("group:default/team-b"))));
+        assert!(!policy.allows(LOCATION_CREATE, &jane(), &groups, None), "nothing matches: deny");
+        let inherited = ["group:default/team-a".to_owned(), "group:default/admins".to_owned()];
+        assert!(policy.allows(LOCATION_CREATE, &jane(), &inherited, None), "admins through a parent group");
         assert!(!policy.allows(
             ENTITY_DELETE,
             &Identity::Anonymous,
+            &[],
             Some(&component("group:default/team-a"))
         ));
     }

@@ -425,6 +425,45 @@ fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audit
 }
 
 #[test]
+fn admin_rights_reach_members_of_child_groups() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    // jane is in team-a, whose parent is admins: the admins rule applies to her.
+    workspace.write(
+        "catalog.yaml",
+        &format!("{}---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {{ name: admins }}\nspec: {{ type: team, children: [team-a] }}\n", CATALOG.replace("spec: { type: team, children: [] }\n---\napiVersion: backstage.io/v1alpha1\nkind: User", "spec: { type: team, parent: admins, children: [] }\n---\napiVersion: backstage.io/v1alpha1\nkind: User")),
+    );
+    workspace.config(
+        port,
+        &format!(
+            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {STATIC_TOKEN}, subject: ci }}\nauth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\npermission:\n  enabled: true\n  admins: [group:default/admins]\n{}",
+            catalog_with("./catalog.yaml")
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_for("the group hierarchy", |server| {
+        let (status, group) =
+            get_with(server, "/api/catalog/entities/by-name/group/default/team-a", Some(STATIC_TOKEN));
+        (status == 200 && group["relations"].to_string().contains("group:default/admins")).then_some(())
+    });
+    server.wait_for("jane", |server| {
+        (get_with(server, "/api/catalog/entities/by-name/user/default/jane", Some(STATIC_TOKEN)).0 == 200)
+            .then_some(())
+    });
+    let token = guest_token(&server).1["backstageIdentity"]["token"].as_str().unwrap().to_owned();
+    let answer = server
+        .client
+        .post(format!("{}/api/permission/authorize", server.base))
+        .bearer_auth(&token)
+        .json(&json!({ "items": [{ "id": "1", "permission": { "type": "basic", "name": "catalog.location.delete", "attributes": {} } }] }))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(answer["items"][0]["result"], "ALLOW", "{answer}");
+}
+
+#[test]
 fn an_invalid_policy_file_stops_the_server_with_the_field_named() {
     let workspace = Workspace::new();
     let port = free_port();
