@@ -5,6 +5,7 @@
 //! with a private profile. Missing binaries skip (or, under `PORTICO_TEST_REQUIRE=chromium`,
 //! fail) like every other service here.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,7 +55,10 @@ impl Browser {
             .and_then(|listener| listener.local_addr())
             .map(|address| address.port())
             .expect("a free loopback port");
+        // Its own process group, so that a test that panics still takes the browser down with
+        // the driver (see `Drop`).
         let driver = Command::new(&chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -110,6 +114,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The whole group: the driver and every browser process it started.
+        let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", self.driver.id())).status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
