@@ -137,7 +137,6 @@ impl Policy {
             Identity::User { user_entity_ref, .. } => Some(user_entity_ref),
             _ => None,
         };
-        let ownership = groups;
         self.rules.iter().find(|rule| {
             (rule.permissions.is_empty() || rule.permissions.iter().any(|name| name == permission.name))
                 && (rule.actions.is_empty() || rule.actions.iter().any(|action| action == permission.action))
@@ -151,7 +150,7 @@ impl Policy {
                     || rule
                         .groups
                         .iter()
-                        .any(|group| ownership.iter().any(|owned| owned.eq_ignore_ascii_case(group))))
+                        .any(|group| groups.iter().any(|owned| owned.eq_ignore_ascii_case(group))))
         })
     }
 

@@ -108,10 +108,7 @@ async fn check_csrf(request: Request, next: Next) -> Response {
         .find(|(key, _)| key == "_csrf")
         .map(|(_, value)| value.into_owned());
     let valid = match (expected, sent) {
-        (Some(expected), Some(sent)) => {
-            expected.len() == sent.len()
-                && expected.bytes().zip(sent.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        }
+        (Some(expected), Some(sent)) => portico_auth::same_secret(&expected, &sent),
         _ => false,
     };
     if !valid {

@@ -123,11 +123,17 @@ pub(crate) fn relations(entity: &Value) -> Vec<(String, Ref)> {
 /// as text, never as a link.
 pub(crate) fn safe_href(text: &str) -> Option<String> {
     let trimmed = text.trim();
-    if trimmed.starts_with('/') && !trimmed.starts_with("//") && !trimmed.starts_with("/\\") {
+    if is_local_path(trimmed) {
         return Some(trimmed.to_owned());
     }
     let url = url::Url::parse(trimmed).ok()?;
     matches!(url.scheme(), "http" | "https" | "mailto").then(|| url.to_string())
+}
+
+/// A path on this site (`/x`), not a protocol-relative `//host` or `/\\host` that browsers
+/// would follow off-site. Redirects after forms only go to such paths.
+pub(crate) fn is_local_path(text: &str) -> bool {
+    text.starts_with('/') && !text.starts_with("//") && !text.starts_with("/\\")
 }
 
 /// Where to edit or view the entity's source, from the `backstage.io/edit-url`,

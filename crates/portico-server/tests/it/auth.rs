@@ -20,10 +20,16 @@ const CATALOG: &str = "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:
 
 fn config(workspace: &Workspace, port: u16) {
     workspace.write("catalog.yaml", CATALOG);
+    write_config(workspace, port, "");
+}
+
+/// The app-config of these tests: a static token, guest sign-in as jane, `extra` top-level
+/// sections, and `./catalog.yaml`.
+fn write_config(workspace: &Workspace, port: u16, extra: &str) {
     workspace.config(
         port,
         &format!(
-            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {STATIC_TOKEN}, subject: ci }}\nauth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\n{}",
+            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {STATIC_TOKEN}, subject: ci }}\nauth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\n{extra}{}",
             catalog_with("./catalog.yaml")
         ),
     );
@@ -299,13 +305,7 @@ fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audit
         "catalog.yaml",
         &format!("{CATALOG}---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{ name: beta }}\nspec: {{ type: service, lifecycle: production, owner: team-b }}\n"),
     );
-    workspace.config(
-        port,
-        &format!(
-            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {STATIC_TOKEN}, subject: ci }}\nauth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\npermission:\n  enabled: true\n  admins: [group:default/admins]\n{}",
-            catalog_with("./catalog.yaml")
-        ),
-    );
+    write_config(&workspace, port, "permission:\n  enabled: true\n  admins: [group:default/admins]\n");
     let server = Server::start(workspace.path(), port, &[]);
     let beta = server.wait_for("beta", |server| {
         let (status, body) =
@@ -433,13 +433,7 @@ fn admin_rights_reach_members_of_child_groups() {
         "catalog.yaml",
         &format!("{}---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {{ name: admins }}\nspec: {{ type: team, children: [team-a] }}\n", CATALOG.replace("spec: { type: team, children: [] }\n---\napiVersion: backstage.io/v1alpha1\nkind: User", "spec: { type: team, parent: admins, children: [] }\n---\napiVersion: backstage.io/v1alpha1\nkind: User")),
     );
-    workspace.config(
-        port,
-        &format!(
-            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {STATIC_TOKEN}, subject: ci }}\nauth:\n  providers:\n    guest:\n      userEntityRef: user:default/jane\n      dangerouslyAllowOutsideDevelopment: true\npermission:\n  enabled: true\n  admins: [group:default/admins]\n{}",
-            catalog_with("./catalog.yaml")
-        ),
-    );
+    write_config(&workspace, port, "permission:\n  enabled: true\n  admins: [group:default/admins]\n");
     let server = Server::start(workspace.path(), port, &[]);
     server.wait_for("the group hierarchy", |server| {
         let (status, group) =

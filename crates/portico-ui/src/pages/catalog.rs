@@ -251,7 +251,7 @@ pub(crate) async fn api_docs(State(ui): State<Ui>, chrome: Chrome, Query(params)
 fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> Response {
     let identity = Identity::Anonymous;
     let only_with_errors = params.status == "error";
-    let sort = FACET_SORTS.iter().find(|key| **key == params.sort).copied().unwrap_or("metadata.name");
+    let sort = SORT_KEYS.iter().find(|key| **key == params.sort).copied().unwrap_or("metadata.name");
     let descending = params.dir == "desc";
     let request = QueryRequest {
         filter: params.predicate(kind, None),
@@ -418,7 +418,7 @@ fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> R
 }
 
 /// Sort keys the table offers (anything else falls back to the name).
-const FACET_SORTS: &[&str] = &[
+const SORT_KEYS: &[&str] = &[
     "metadata.name",
     "spec.system",
     "spec.owner",

@@ -85,12 +85,7 @@ pub(crate) async fn set_theme(Form(form): Form<ThemeForm>) -> Response {
         Theme::Dark => "dark",
         Theme::System => "system",
     };
-    let back = if form.back.starts_with('/') && !form.back.starts_with("//") && !form.back.starts_with("/\\")
-    {
-        form.back
-    } else {
-        "/".to_owned()
-    };
+    let back = if crate::view::is_local_path(&form.back) { form.back } else { "/".to_owned() };
     let cookie = format!("portico-theme={theme}; Path=/; Max-Age=31536000; SameSite=Lax");
     ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }

@@ -26,7 +26,7 @@ pub(crate) struct Next {
 
 /// Only same-site paths are followed after sign-in: no open redirects.
 fn local_path(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    if crate::view::is_local_path(next) {
         next.to_owned()
     } else {
         "/".to_owned()
