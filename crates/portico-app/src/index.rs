@@ -311,6 +311,12 @@ impl Index {
     }
 
     /// Entities whose last processing pass failed.
+    /// Changes with every change to the catalog; answers computed under one generation stay
+    /// valid until it moves.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub fn with_errors(&self) -> &RoaringBitmap {
         &self.with_errors
     }

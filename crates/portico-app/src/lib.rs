@@ -27,18 +27,24 @@ pub mod reader;
 pub mod rules;
 pub mod stitcher;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::{Mutex, RwLock};
 use portico_catalog::entity_ref::canonical_ref_of;
 use portico_catalog::location_ref::LocationRef;
 use portico_catalog::validate::{preprocess, validate_entity};
 use portico_store::{LocationRow, Store};
+use roaring::RoaringBitmap;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::engine::{Engine, EngineOptions};
 use crate::identity::Identity;
+use crate::index::Index;
+use crate::permission::{Decision, Policy};
 use crate::processing::{
     generated_location_entity, Child, Processor, MANAGED_BY_LOCATION, MANAGED_BY_ORIGIN_LOCATION,
 };
@@ -82,8 +88,30 @@ pub struct AppOptions {
     pub readonly: bool,
     /// `catalog.defaultLocationConflictStrategy` is `refresh`.
     pub refresh_on_conflict: bool,
-    /// The permission policy when `permission.enabled`; `None` allows everything.
-    pub policy: Option<Arc<permission::Policy>>,
+    /// The permission policy when `permission.enabled`, with its YAML text; `None` allows
+    /// everything. A policy saved by an admin (in the database) takes precedence.
+    pub policy: Option<(Arc<Policy>, String)>,
+}
+
+/// The policy in force: parsed, its text, and who saved it when (`None`: the configured one).
+#[derive(Debug, Clone)]
+pub struct ActivePolicy {
+    pub policy: Arc<Policy>,
+    pub text: String,
+    pub saved: Option<portico_store::StoredPolicy>,
+}
+
+/// Why a permission is allowed or denied for a user, for the policy page.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The rule that decided (0-based position and the rule), `None` when none matched.
+    pub rule: Option<(usize, permission::Rule)>,
+    /// The user's groups as rules see them (ownership refs and their parents).
+    pub groups: Vec<String>,
+    /// The final answer (a conditional decision evaluated against the entity).
+    pub allowed: bool,
+    /// For a conditional decision: whether the entity satisfies the conditions.
+    pub conditions_met: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -95,7 +123,33 @@ pub struct App {
     options: AppOptions,
     locations: ProviderConnection,
     ready: std::sync::atomic::AtomicBool,
+    /// The permission policy (replaceable at run time by an admin); `None` allows everything.
+    policy: RwLock<Option<ActivePolicy>>,
+    /// Bumped whenever the policy changes, so cached read sets are recomputed.
+    policy_version: AtomicU64,
+    /// What each caller may read, per catalog generation and policy version.
+    readable: Mutex<HashMap<String, ReadableSet>>,
 }
+
+/// The answer of `POST /api/permission/authorize` for one item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Authorization {
+    Allow,
+    Deny,
+    /// Conditions in Backstage's wire form, for the caller to apply.
+    Conditional(Value),
+}
+
+/// A cached answer of `App::readable`.
+#[derive(Debug, Clone)]
+struct ReadableSet {
+    generation: u64,
+    policy_version: u64,
+    set: Option<Arc<RoaringBitmap>>,
+}
+
+/// At most this many callers' read sets are cached.
+const READABLE_CACHE: usize = 1024;
 
 /// The result of `POST /locations`.
 #[derive(Debug, Clone)]
@@ -127,6 +181,25 @@ impl App {
         let engine =
             Arc::new(Engine::new(store.clone(), catalog.clone(), processor.clone(), options.engine.clone()));
         let locations = ProviderConnection::new(LOCATION_STORE_PROVIDER, store.clone(), engine.clone());
+        let mut active =
+            options.policy.clone().map(|(policy, text)| ActivePolicy { policy, text, saved: None });
+        if active.is_some() {
+            if let Some(saved) = store.stored_policy().await? {
+                match permission::parse_policy(&saved.document) {
+                    Ok(policy) => {
+                        active = Some(ActivePolicy {
+                            policy: Arc::new(policy),
+                            text: saved.document.clone(),
+                            saved: Some(saved),
+                        })
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the saved permission policy is invalid; using the configured one")
+                    }
+                }
+            }
+        }
+        let policy = RwLock::new(active);
         Ok(Arc::new(App {
             store,
             catalog,
@@ -135,6 +208,9 @@ impl App {
             options,
             locations,
             ready: std::sync::atomic::AtomicBool::new(false),
+            policy,
+            policy_version: AtomicU64::new(0),
+            readable: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -144,6 +220,22 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<tokio::task::JoinHandle<()>, Error> {
         self.connect_providers().await?;
+        if self.options.policy.is_some() {
+            // Another replica may save a new policy: follow it within seconds.
+            let app = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(3)) => {}
+                    }
+                    if let Err(error) = app.reload_policy().await {
+                        tracing::warn!(%error, "reading the saved permission policy failed");
+                    }
+                }
+            });
+        }
         let engine = self.engine.clone();
         let handle = tokio::spawn(engine.run(shutdown));
         self.ready.store(true, std::sync::atomic::Ordering::Release);
@@ -193,28 +285,39 @@ impl App {
 
     // ----- reads -----
 
-    pub fn list_entities(&self, _identity: &Identity, request: &ListRequest) -> Result<ListPage, Error> {
-        query::list_entities(&self.catalog.read(), request)
+    pub fn list_entities(&self, identity: &Identity, request: &ListRequest) -> Result<ListPage, Error> {
+        let index = self.catalog.read();
+        let readable = self.readable(identity, &index);
+        query::list_entities(&index, readable.as_deref(), request)
     }
 
-    pub fn query_entities(&self, _identity: &Identity, request: QueryRequest) -> Result<QueryPage, Error> {
-        query::query_entities(&self.catalog.read(), request)
+    pub fn query_entities(&self, identity: &Identity, request: QueryRequest) -> Result<QueryPage, Error> {
+        let index = self.catalog.read();
+        let readable = self.readable(identity, &index);
+        query::query_entities(&index, readable.as_deref(), request)
     }
 
-    pub fn entity_by_uid(&self, _identity: &Identity, uid: &str) -> Result<Arc<str>, Error> {
-        self.catalog.read().by_uid(uid).ok_or_else(|| Error::NotFound(format!("No entity with uid {uid}")))
+    pub fn entity_by_uid(&self, identity: &Identity, uid: &str) -> Result<Arc<str>, Error> {
+        let index = self.catalog.read();
+        index
+            .ref_of_uid(uid)
+            .filter(|entity_ref| self.may_read(identity, &index, entity_ref))
+            .and_then(|_| index.by_uid(uid))
+            .ok_or_else(|| Error::NotFound(format!("No entity with uid {uid}")))
     }
 
     pub fn entity_by_name(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         kind: &str,
         namespace: &str,
         name: &str,
     ) -> Result<Arc<str>, Error> {
         let entity_ref =
             format!("{}:{}/{}", kind.to_lowercase(), namespace.to_lowercase(), name.to_lowercase());
-        self.catalog.read().by_ref(&entity_ref).ok_or_else(|| {
+        let index = self.catalog.read();
+        let visible = self.may_read(identity, &index, &entity_ref);
+        visible.then(|| index.by_ref(&entity_ref)).flatten().ok_or_else(|| {
             Error::NotFound(format!(
                 "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
             ))
@@ -223,34 +326,211 @@ impl App {
 
     pub fn entities_by_refs(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         refs: &[String],
         filter: &QueryFilter,
         fields: &[String],
     ) -> Result<Vec<Option<Arc<str>>>, Error> {
-        query::entities_by_refs(&self.catalog.read(), refs, filter, fields)
+        let index = self.catalog.read();
+        let readable = self.readable(identity, &index);
+        query::entities_by_refs(&index, readable.as_deref(), refs, filter, fields)
     }
 
     pub fn entity_facets(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         filter: &QueryFilter,
         facets: &[String],
     ) -> Result<Vec<query::Facet>, Error> {
-        query::facets(&self.catalog.read(), filter, facets)
+        self.entity_facets_within(identity, filter, false, usize::MAX, facets)
     }
 
     /// Facets for the UI, which can also restrict to entities failing processing and keep
     /// only the `limit` most common values of each.
     pub fn entity_facets_within(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         filter: &QueryFilter,
         only_with_errors: bool,
         limit: usize,
         facets: &[String],
     ) -> Result<Vec<query::Facet>, Error> {
-        query::facets_within(&self.catalog.read(), filter, only_with_errors, limit, facets)
+        let index = self.catalog.read();
+        let readable = self.readable(identity, &index);
+        query::facets_within(&index, readable.as_deref(), filter, only_with_errors, limit, facets)
+    }
+
+    /// Whether the caller may read the entity (a canonical ref); missing entities are not
+    /// readable. For pages that show related entities.
+    pub fn can_read(&self, identity: &Identity, entity_ref: &str) -> bool {
+        let index = self.catalog.read();
+        index.contains_ref(entity_ref) && self.may_read(identity, &index, entity_ref)
+    }
+
+    /// The entity as parsed JSON, when the caller may read it.
+    pub fn readable_entity(&self, identity: &Identity, entity_ref: &str) -> Option<Value> {
+        let index = self.catalog.read();
+        self.may_read(identity, &index, entity_ref).then(|| index.parsed(entity_ref)).flatten()
+    }
+
+    fn may_read(&self, identity: &Identity, index: &Index, entity_ref: &str) -> bool {
+        match self.readable(identity, index) {
+            None => true,
+            Some(set) => index.slot_of_ref(entity_ref).is_some_and(|slot| set.contains(slot)),
+        }
+    }
+
+    /// The entities the caller may read (`catalog.entity.read`), `None` when that is all of
+    /// them: no policy, a trusted service, or an unconditional allow. Conditional decisions
+    /// become filters over the index, so totals, facets and pages count only readable
+    /// entities. Cached per caller until the catalog or the policy changes.
+    fn readable(&self, identity: &Identity, index: &Index) -> Option<Arc<RoaringBitmap>> {
+        let policy = self.policy()?;
+        let key = match identity {
+            Identity::Service { .. } | Identity::System => return None,
+            Identity::Anonymous => String::new(),
+            Identity::User { user_entity_ref, ownership_entity_refs } => {
+                format!("{user_entity_ref}\u{1}{}", ownership_entity_refs.join("\u{1}"))
+            }
+        };
+        let policy_version = self.policy_version.load(Ordering::Acquire);
+        if let Some(cached) = self.readable.lock().get(&key) {
+            if cached.generation == index.generation() && cached.policy_version == policy_version {
+                return cached.set.clone();
+            }
+        }
+        let groups = groups_in(index, identity);
+        let set = match policy.rule_for(permission::ENTITY_READ, identity, &groups).map(|rule| &rule.decision)
+        {
+            Some(Decision::Allow) => None,
+            Some(Decision::Conditional(criteria)) => {
+                Some(Arc::new(index.eval(Some(&criteria.to_filter(identity)))))
+            }
+            Some(Decision::Deny) | None => Some(Arc::new(RoaringBitmap::new())),
+        };
+        let mut cache = self.readable.lock();
+        if cache.len() >= READABLE_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, ReadableSet { generation: index.generation(), policy_version, set: set.clone() });
+        set
+    }
+
+    /// The policy in force, `None` without `permission.enabled`.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.read().as_ref().map(|active| active.policy.clone())
+    }
+
+    /// The policy in force with its text, for the policy page (`portico.policy.manage`).
+    pub fn active_policy(&self, identity: &Identity) -> Result<Option<ActivePolicy>, Error> {
+        self.check(identity, permission::POLICY_MANAGE, None)?;
+        Ok(self.policy.read().clone())
+    }
+
+    /// Replaces the policy with `text` (YAML) after validating it; it is kept in the database,
+    /// so it survives restarts and reaches every replica.
+    pub async fn save_policy(&self, identity: &Identity, text: &str) -> Result<(), Error> {
+        self.check(identity, permission::POLICY_MANAGE, None)?;
+        if self.policy.read().is_none() {
+            return Err(Error::Input("permissions are not enabled (permission.enabled)".into()));
+        }
+        let policy = permission::parse_policy(text).map_err(Error::Input)?;
+        self.store.save_policy(text, &identity.actor()).await?;
+        let saved = self.store.stored_policy().await?;
+        self.install_policy(ActivePolicy { policy: Arc::new(policy), text: text.to_owned(), saved });
+        Ok(())
+    }
+
+    /// Drops the saved policy: the configured one applies again.
+    pub async fn reset_policy(&self, identity: &Identity) -> Result<(), Error> {
+        self.check(identity, permission::POLICY_MANAGE, None)?;
+        self.store.clear_policy().await?;
+        if let Some((policy, text)) = self.options.policy.clone() {
+            self.install_policy(ActivePolicy { policy, text, saved: None });
+        }
+        Ok(())
+    }
+
+    /// Follows a policy saved by another replica (called periodically).
+    pub async fn reload_policy(&self) -> Result<(), Error> {
+        let Some((configured, configured_text)) = self.options.policy.clone() else { return Ok(()) };
+        let saved = self.store.stored_policy().await?;
+        let current = self.policy.read().as_ref().and_then(|active| active.saved.clone());
+        if saved == current {
+            return Ok(());
+        }
+        let active = match saved {
+            Some(saved) => match permission::parse_policy(&saved.document) {
+                Ok(policy) => ActivePolicy {
+                    policy: Arc::new(policy),
+                    text: saved.document.clone(),
+                    saved: Some(saved),
+                },
+                Err(error) => {
+                    tracing::error!(%error, "the saved permission policy is invalid; keeping the current one");
+                    return Ok(());
+                }
+            },
+            None => ActivePolicy { policy: configured, text: configured_text, saved: None },
+        };
+        self.install_policy(active);
+        Ok(())
+    }
+
+    fn install_policy(&self, active: ActivePolicy) {
+        *self.policy.write() = Some(active);
+        self.policy_version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Which rule decides `permission` for the user `user_entity_ref` (with the ownership it
+    /// would have on sign-in) on the entity `entity_ref`, and why.
+    pub fn explain(
+        &self,
+        identity: &Identity,
+        user_entity_ref: &str,
+        permission_name: &str,
+        entity_ref: Option<&str>,
+    ) -> Result<Explanation, Error> {
+        self.check(identity, permission::POLICY_MANAGE, None)?;
+        let policy = self.policy().ok_or_else(|| Error::Input("permissions are not enabled".into()))?;
+        let permission = permission::by_name(permission_name)
+            .ok_or_else(|| Error::Input(format!("unknown permission {permission_name:?}")))?;
+        let user_entity_ref = portico_catalog::entity_ref::EntityRef::parse(
+            user_entity_ref,
+            portico_catalog::entity_ref::RefDefaults { kind: Some("user"), namespace: None },
+        )
+        .map_err(|error| Error::Input(format!("user: {error}")))?
+        .canonical();
+        let user =
+            Identity::User { ownership_entity_refs: self.ownership_of(&user_entity_ref), user_entity_ref };
+        let groups = self.groups_of(&user);
+        let entity = match entity_ref.filter(|text| !text.trim().is_empty()) {
+            Some(text) => {
+                let entity_ref = portico_catalog::entity_ref::EntityRef::parse(
+                    text,
+                    portico_catalog::entity_ref::RefDefaults { kind: Some("component"), namespace: None },
+                )
+                .map_err(|error| Error::Input(format!("entity: {error}")))?
+                .canonical();
+                Some(
+                    self.catalog
+                        .read()
+                        .parsed(&entity_ref)
+                        .ok_or_else(|| Error::NotFound(format!("No entity {entity_ref}")))?,
+                )
+            }
+            None => None,
+        };
+        let rule =
+            policy.deciding(permission, &user, &groups).map(|(position, rule)| (position, rule.clone()));
+        let conditions_met = match rule.as_ref().map(|(_, rule)| &rule.decision) {
+            Some(Decision::Conditional(criteria)) => {
+                entity.as_ref().map(|entity| permission::satisfies(criteria, entity, &user))
+            }
+            _ => None,
+        };
+        let allowed = policy.allows(permission, &user, &groups, entity.as_ref());
+        Ok(Explanation { rule, groups, allowed, conditions_met })
     }
 
     /// Ownership refs of a user signing in: its own ref plus the groups of its `memberOf`
@@ -286,41 +566,52 @@ impl App {
     /// Audit records, newest first.
     pub async fn audit_records(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         limit: usize,
         before: Option<i64>,
     ) -> Result<Vec<portico_store::AuditRow>, Error> {
+        self.check(identity, permission::AUDIT_READ, None)?;
         Ok(self.store.audit_records(limit.clamp(1, 1000), before).await?)
     }
 
     /// The most recently changed entities, newest first.
-    pub async fn recently_changed(&self, _identity: &Identity, limit: usize) -> Result<Vec<Arc<str>>, Error> {
-        let refs = self.store.recently_changed(limit).await?;
+    pub async fn recently_changed(&self, identity: &Identity, limit: usize) -> Result<Vec<Arc<str>>, Error> {
+        // Ask for more when some may be unreadable, so the list is usually still full.
+        let wanted = if self.policy().is_some() { limit * 4 } else { limit };
+        let refs = self.store.recently_changed(wanted).await?;
         let index = self.catalog.read();
-        Ok(refs.iter().filter_map(|entity_ref| index.by_ref(entity_ref)).collect())
+        Ok(refs
+            .iter()
+            .filter(|entity_ref| self.may_read(identity, &index, entity_ref))
+            .filter_map(|entity_ref| index.by_ref(entity_ref))
+            .take(limit)
+            .collect())
     }
 
     /// The entities an entity emits (for a Location: what its targets produced).
-    pub async fn emitted_by(&self, _identity: &Identity, entity_ref: &str) -> Result<Vec<String>, Error> {
-        Ok(self.store.children_of(entity_ref).await?)
+    pub async fn emitted_by(&self, identity: &Identity, entity_ref: &str) -> Result<Vec<String>, Error> {
+        let children = self.store.children_of(entity_ref).await?;
+        let index = self.catalog.read();
+        Ok(children.into_iter().filter(|child| self.may_read(identity, &index, child)).collect())
     }
 
     pub async fn entity_ancestry(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         kind: &str,
         namespace: &str,
         name: &str,
     ) -> Result<(String, Vec<AncestryItem>), Error> {
         let entity_ref =
             format!("{}:{}/{}", kind.to_lowercase(), namespace.to_lowercase(), name.to_lowercase());
-        if !self.catalog.read().contains_ref(&entity_ref) {
+        if !self.can_read(identity, &entity_ref) {
             return Err(Error::NotFound(format!("No such entity {entity_ref}")));
         }
         let steps = self.store.ancestry(&entity_ref).await?;
         let index = self.catalog.read();
         let items = steps
             .into_iter()
+            .filter(|step| self.may_read(identity, &index, &step.entity_ref))
             .filter_map(|step| {
                 let entity = index.by_ref(&step.entity_ref)?;
                 Some(AncestryItem { entity, parent_entity_refs: step.parent_refs })
@@ -339,7 +630,7 @@ impl App {
         permission: permission::Permission,
         entity: Option<&Value>,
     ) -> Result<(), Error> {
-        let Some(policy) = &self.options.policy else { return Ok(()) };
+        let Some(policy) = self.policy() else { return Ok(()) };
         if matches!(identity, Identity::Service { .. } | Identity::System)
             || policy.allows(permission, identity, &self.groups_of(identity), entity)
         {
@@ -354,68 +645,80 @@ impl App {
 
     /// The caller's ownership refs plus every group they belong to through `childOf`, for
     /// matching policy rules by group (bounded, so a cyclic hierarchy ends).
-    fn groups_of(&self, identity: &Identity) -> Vec<String> {
-        let Identity::User { ownership_entity_refs, .. } = identity else { return Vec::new() };
-        let mut groups: Vec<String> =
-            ownership_entity_refs.iter().map(|owner| owner.to_lowercase()).collect();
-        let index = self.catalog.read();
-        let mut next = 0;
-        while next < groups.len() && groups.len() < 1000 {
-            if let Some(group) = index.parsed(&groups[next]) {
-                let parents =
-                    group.get("relations").and_then(Value::as_array).into_iter().flatten().filter_map(
-                        |relation| {
-                            (relation.get("type")?.as_str()? == "childOf")
-                                .then(|| relation.get("targetRef")?.as_str().map(str::to_lowercase))?
-                        },
-                    );
-                for parent in parents.collect::<Vec<_>>() {
-                    if !groups.contains(&parent) {
-                        groups.push(parent);
-                    }
-                }
-            }
-            next += 1;
-        }
-        groups
+    pub fn groups_of(&self, identity: &Identity) -> Vec<String> {
+        groups_in(&self.catalog.read(), identity)
     }
 
-    /// `POST /api/permission/authorize` for one item: `ALLOW` or `DENY`.
+    /// `POST /api/permission/authorize` for one item (reference §C.2). A user must name the
+    /// resource of a resource permission; a service without one gets the conditions back, to
+    /// turn into a query filter. Permissions Portico does not enforce are allowed without a
+    /// policy and decided by the policy's rules (by name, action or anything) with one.
     pub fn authorize(
         &self,
         identity: &Identity,
         name: &str,
+        action: Option<&str>,
+        resource_type: Option<&str>,
         resource_ref: Option<&str>,
+    ) -> Result<Authorization, Error> {
+        let Some(policy) = self.policy() else { return Ok(Authorization::Allow) };
+        let permission = permission::by_name(name).unwrap_or(permission::Permission {
+            name: "",
+            action: "",
+            resource_type: None,
+        });
+        if resource_type.is_some() && resource_ref.is_none() && matches!(identity, Identity::User { .. }) {
+            return Err(Error::Input(
+                "Resource permissions require a resourceRef to be set. Direct user requests without a resourceRef are not allowed.".into(),
+            ));
+        }
+        if matches!(identity, Identity::Service { .. } | Identity::System) {
+            return Ok(Authorization::Allow);
+        }
+        let groups = self.groups_of(identity);
+        let decision = if permission.name.is_empty() {
+            // Unknown to Portico: rules match it by name, action or as a catch-all.
+            policy
+                .rules
+                .iter()
+                .find(|rule| rule.matches(name, action.unwrap_or(""), resource_type, identity, &groups))
+                .map(|rule| rule.decision.clone())
+        } else {
+            policy.rule_for(permission, identity, &groups).map(|rule| rule.decision.clone())
+        };
+        Ok(match decision {
+            Some(Decision::Allow) => Authorization::Allow,
+            Some(Decision::Deny) | None => Authorization::Deny,
+            Some(Decision::Conditional(criteria)) => match resource_ref {
+                Some(entity_ref) => match self.catalog.read().parsed(&entity_ref.to_lowercase()) {
+                    Some(entity) if permission::satisfies(&criteria, &entity, identity) => {
+                        Authorization::Allow
+                    }
+                    _ => Authorization::Deny,
+                },
+                None => Authorization::Conditional(criteria.to_json()),
+            },
+        })
+    }
+
+    /// The plugin endpoint `apply-conditions` (reference §C.4): conditions evaluated against
+    /// one entity; a missing entity is denied.
+    pub fn apply_conditions(
+        &self,
+        identity: &Identity,
+        resource_ref: &str,
+        conditions: &Value,
     ) -> Result<bool, Error> {
-        let known = [
-            permission::ENTITY_READ,
-            permission::ENTITY_DELETE,
-            permission::ENTITY_REFRESH,
-            permission::LOCATION_CREATE,
-            permission::LOCATION_DELETE,
-        ];
-        let Some(permission) = known.into_iter().find(|known| known.name == name) else {
-            // Permissions Portico does not enforce: allowed without a policy, denied with one
-            // (the policy only names the permissions above).
-            return Ok(self.options.policy.is_none());
-        };
-        let entity = match (permission.resource_type, resource_ref) {
-            (Some(_), None) if matches!(identity, Identity::User { .. }) => {
-                return Err(Error::Input(
-                    "Resource permissions require a resourceRef to be set. Direct user requests without a resourceRef are not allowed.".into(),
-                ))
-            }
-            (Some(_), Some(entity_ref)) => self.catalog.read().parsed(&entity_ref.to_lowercase()),
-            _ => None,
-        };
-        Ok(self.check(identity, permission, entity.as_ref()).is_ok())
+        let criteria = permission::criteria(conditions, "conditions").map_err(Error::Input)?;
+        let entity = self.catalog.read().parsed(&resource_ref.to_lowercase());
+        Ok(entity.is_some_and(|entity| permission::satisfies(&criteria, &entity, identity)))
     }
 
     // ----- writes -----
 
     /// `POST /refresh`.
     pub async fn refresh_entity(&self, identity: &Identity, entity_ref: &str) -> Result<(), Error> {
-        if self.options.policy.is_some() {
+        if self.policy().is_some() {
             if let Some(entity) = self.catalog.read().parsed(entity_ref) {
                 self.check(identity, permission::ENTITY_REFRESH, Some(&entity))?;
             }
@@ -429,7 +732,7 @@ impl App {
 
     /// `DELETE /entities/by-uid/{uid}`. Unknown uids succeed, as in Backstage.
     pub async fn delete_entity(&self, identity: &Identity, uid: &str) -> Result<(), Error> {
-        if self.options.policy.is_some() {
+        if self.policy().is_some() {
             let entity: Option<Value> =
                 self.catalog.read().by_uid(uid).and_then(|body| serde_json::from_str(&body).ok());
             if let Some(entity) = &entity {
@@ -443,11 +746,13 @@ impl App {
         Ok(())
     }
 
-    pub async fn list_locations(&self, _identity: &Identity) -> Result<Vec<LocationRow>, Error> {
+    pub async fn list_locations(&self, identity: &Identity) -> Result<Vec<LocationRow>, Error> {
+        self.check(identity, permission::LOCATION_READ, None)?;
         Ok(self.store.list_locations().await?)
     }
 
-    pub async fn location(&self, _identity: &Identity, id: &str) -> Result<LocationRow, Error> {
+    pub async fn location(&self, identity: &Identity, id: &str) -> Result<LocationRow, Error> {
+        self.check(identity, permission::LOCATION_READ, None)?;
         self.store
             .location(id)
             .await?
@@ -613,6 +918,7 @@ impl App {
         namespace: &str,
         name: &str,
     ) -> Result<LocationRow, Error> {
+        self.check(identity, permission::LOCATION_READ, None)?;
         let body = self.entity_by_name(identity, kind, namespace, name)?;
         let entity: Value = serde_json::from_str(&body).map_err(|error| Error::Input(error.to_string()))?;
         let origin = entity
@@ -665,10 +971,11 @@ impl App {
     /// folder), or a suggested Component when there are none.
     pub async fn analyze_location(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         url: &url::Url,
         filename: &str,
     ) -> Result<Value, Error> {
+        self.check(identity, permission::LOCATION_ANALYZE, None)?;
         let path = url.path();
         let candidate = if path.ends_with(".yaml") || path.ends_with(".yml") {
             url.clone()
@@ -730,10 +1037,11 @@ impl App {
     /// `POST /validate-entity`: the full pipeline on one entity, nothing stored.
     pub async fn validate_entity(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         entity: Value,
         location: &str,
     ) -> Result<(), Error> {
+        self.check(identity, permission::ENTITY_VALIDATE, None)?;
         let location_ref = LocationRef::parse(location).map_err(|error| Error::Input(error.message))?;
         if location_ref.kind != "url" {
             return Err(Error::Input(format!("Invalid location ref {location}, only 'url:' is supported")));
@@ -788,4 +1096,30 @@ fn provider_error(error: provider::ProviderError) -> Error {
         provider::ProviderError::Malformed(message) => Error::Input(message),
         provider::ProviderError::Store(error) => Error::Store(error),
     }
+}
+
+/// The caller's ownership refs plus every group they belong to through `childOf`, for
+/// matching policy rules by group (bounded, so a cyclic hierarchy ends).
+fn groups_in(index: &Index, identity: &Identity) -> Vec<String> {
+    let Identity::User { ownership_entity_refs, .. } = identity else { return Vec::new() };
+    let mut groups: Vec<String> = ownership_entity_refs.iter().map(|owner| owner.to_lowercase()).collect();
+    let mut next = 0;
+
+    while next < groups.len() && groups.len() < 1000 {
+        if let Some(group) = index.parsed(&groups[next]) {
+            let parents = group.get("relations").and_then(Value::as_array).into_iter().flatten().filter_map(
+                |relation| {
+                    (relation.get("type")?.as_str()? == "childOf")
+                        .then(|| relation.get("targetRef")?.as_str().map(str::to_lowercase))?
+                },
+            );
+            for parent in parents.collect::<Vec<_>>() {
+                if !groups.contains(&parent) {
+                    groups.push(parent);
+                }
+            }
+        }
+        next += 1;
+    }
+    groups
 }

@@ -4,6 +4,7 @@
 //! (`IS_ENTITY_OWNER`, `IS_ENTITY_KIND`, `HAS_ANNOTATION`, `HAS_LABEL`, `HAS_METADATA`,
 //! `HAS_SPEC`; `allOf` / `anyOf` / `not`). The first matching rule decides; no match denies.
 
+use portico_query::filter::{Condition, Filter};
 use serde_json::Value;
 
 use crate::identity::Identity;
@@ -12,6 +13,7 @@ use crate::identity::Identity;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permission {
     pub name: &'static str,
+    /// `create`, `read`, `update`, `delete`, or empty for none.
     pub action: &'static str,
     pub resource_type: Option<&'static str>,
 }
@@ -26,6 +28,73 @@ pub const LOCATION_CREATE: Permission =
     Permission { name: "catalog.location.create", action: "create", resource_type: None };
 pub const LOCATION_DELETE: Permission =
     Permission { name: "catalog.location.delete", action: "delete", resource_type: None };
+pub const LOCATION_READ: Permission =
+    Permission { name: "catalog.location.read", action: "read", resource_type: None };
+pub const LOCATION_ANALYZE: Permission =
+    Permission { name: "catalog.location.analyze", action: "", resource_type: None };
+pub const ENTITY_CREATE: Permission =
+    Permission { name: "catalog.entity.create", action: "create", resource_type: None };
+pub const ENTITY_VALIDATE: Permission =
+    Permission { name: "catalog.entity.validate", action: "", resource_type: None };
+pub const AUDIT_READ: Permission =
+    Permission { name: "portico.audit.read", action: "read", resource_type: None };
+pub const POLICY_MANAGE: Permission =
+    Permission { name: "portico.policy.manage", action: "update", resource_type: None };
+
+/// Every permission Portico enforces, in the order `metadata` lists them.
+pub const ALL: &[Permission] = &[
+    ENTITY_READ,
+    ENTITY_CREATE,
+    ENTITY_DELETE,
+    ENTITY_REFRESH,
+    ENTITY_VALIDATE,
+    LOCATION_READ,
+    LOCATION_CREATE,
+    LOCATION_DELETE,
+    LOCATION_ANALYZE,
+    AUDIT_READ,
+    POLICY_MANAGE,
+];
+
+/// The permission with this name, if Portico enforces it.
+pub fn by_name(name: &str) -> Option<Permission> {
+    ALL.iter().copied().find(|permission| permission.name == name)
+}
+
+/// The catalog's permission rules with a description and the JSON Schema of their params, as
+/// the `metadata` endpoint lists them.
+pub const RULE_METADATA: &[(&str, &str, &str)] = &[
+    (
+        "HAS_ANNOTATION",
+        "the entity has this annotation (with this value, when one is given)",
+        r#"{"type":"object","properties":{"annotation":{"type":"string","description":"annotation key"},"value":{"type":"string","description":"wanted value"}},"required":["annotation"],"additionalProperties":false}"#,
+    ),
+    (
+        "HAS_LABEL",
+        "the entity has this label",
+        r#"{"type":"object","properties":{"label":{"type":"string","description":"label key"}},"required":["label"],"additionalProperties":false}"#,
+    ),
+    (
+        "HAS_METADATA",
+        "the entity's metadata has this field (with this value, when one is given)",
+        r#"{"type":"object","properties":{"key":{"type":"string","description":"path under metadata"},"value":{"type":"string","description":"wanted value"}},"required":["key"],"additionalProperties":false}"#,
+    ),
+    (
+        "HAS_SPEC",
+        "the entity's spec has this field (with this value, when one is given)",
+        r#"{"type":"object","properties":{"key":{"type":"string","description":"path under spec"},"value":{"type":"string","description":"wanted value"}},"required":["key"],"additionalProperties":false}"#,
+    ),
+    (
+        "IS_ENTITY_KIND",
+        "the entity is of one of these kinds",
+        r#"{"type":"object","properties":{"kinds":{"type":"array","items":{"type":"string"},"description":"kinds, any of which matches"}},"required":["kinds"],"additionalProperties":false}"#,
+    ),
+    (
+        "IS_ENTITY_OWNER",
+        "the entity is owned by one of these refs",
+        r#"{"type":"object","properties":{"claims":{"type":"array","items":{"type":"string"},"description":"owner refs, any of which matches"}},"required":["claims"],"additionalProperties":false}"#,
+    ),
+];
 
 /// Criteria of a conditional decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +110,16 @@ pub enum Decision {
     Allow,
     Deny,
     Conditional(Criteria),
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Allow => f.write_str("allow"),
+            Decision::Deny => f.write_str("deny"),
+            Decision::Conditional(criteria) => write!(f, "allow if {}", criteria.to_json()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +154,9 @@ fn strings(value: Option<&Value>, at: &str) -> Result<Vec<String>, String> {
 const RULES: &[&str] =
     &["IS_ENTITY_OWNER", "IS_ENTITY_KIND", "HAS_ANNOTATION", "HAS_LABEL", "HAS_METADATA", "HAS_SPEC"];
 
-fn criteria(value: &Value, at: &str) -> Result<Criteria, String> {
+/// Reads criteria in Backstage's grammar (reference §C.3); errors name the path (`at`).
+/// Conditions may carry `resourceType`, which must be `catalog-entity`.
+pub fn criteria(value: &Value, at: &str) -> Result<Criteria, String> {
     let Value::Object(fields) = value else { return Err(format!("{at}: expected a mapping")) };
     if let Some(items) = fields.get("allOf").or_else(|| fields.get("anyOf")) {
         let Value::Array(items) = items else { return Err(format!("{at}: allOf/anyOf take a list")) };
@@ -97,7 +178,209 @@ fn criteria(value: &Value, at: &str) -> Result<Criteria, String> {
     if !RULES.contains(&rule) {
         return Err(format!("{at}.rule: unknown rule {rule:?}; expected one of {}", RULES.join(", ")));
     }
-    Ok(Criteria::Rule { rule: rule.to_owned(), params: fields.get("params").cloned().unwrap_or(Value::Null) })
+    if let Some(kind) = fields.get("resourceType") {
+        if kind.as_str() != Some("catalog-entity") {
+            return Err(format!("{at}.resourceType: expected \"catalog-entity\""));
+        }
+    }
+    let params = match fields.get("params").cloned().unwrap_or(Value::Null) {
+        // Older releases sent params positionally, in the order of each rule's schema.
+        Value::Array(items) => positional_params(rule, items),
+        params => params,
+    };
+    Ok(Criteria::Rule { rule: rule.to_owned(), params })
+}
+
+fn positional_params(rule: &str, items: Vec<Value>) -> Value {
+    let names: &[&str] = match rule {
+        "HAS_ANNOTATION" => &["annotation", "value"],
+        "HAS_LABEL" => &["label"],
+        "HAS_METADATA" | "HAS_SPEC" => &["key", "value"],
+        "IS_ENTITY_KIND" => &["kinds"],
+        _ => &["claims"],
+    };
+    let mut params = serde_json::Map::new();
+    for (name, item) in names.iter().zip(items) {
+        params.insert((*name).to_owned(), item);
+    }
+    Value::Object(params)
+}
+
+impl Criteria {
+    /// The criteria as a catalog filter over search rows (Backstage's `toQuery` of each rule),
+    /// so that reads are restricted inside the query: totals, facets and pages never count an
+    /// entity the caller may not read. `IS_ENTITY_OWNER` without claims uses the caller's.
+    pub fn to_filter(&self, identity: &Identity) -> Filter {
+        fn key(key: String, value: Option<&Value>) -> Filter {
+            let condition = match value.and_then(Value::as_str) {
+                Some(value) => Condition::In(vec![value.to_lowercase()]),
+                None => Condition::Exists(true),
+            };
+            Filter::Key { key: key.to_lowercase(), condition }
+        }
+        fn strings(value: Option<&Value>) -> Vec<String> {
+            value
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_lowercase)
+                .collect()
+        }
+        match self {
+            Criteria::AllOf(items) => {
+                Filter::All(items.iter().map(|item| item.to_filter(identity)).collect())
+            }
+            Criteria::AnyOf(items) => {
+                Filter::Any(items.iter().map(|item| item.to_filter(identity)).collect())
+            }
+            Criteria::Not(inner) => Filter::Not(Box::new(inner.to_filter(identity))),
+            Criteria::Rule { rule, params } => {
+                let text = |name: &str| params.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+                match rule.as_str() {
+                    "IS_ENTITY_OWNER" => {
+                        let claims = match params.get("claims") {
+                            Some(claims) => strings(Some(claims)),
+                            None => match identity {
+                                Identity::User { ownership_entity_refs, .. } => {
+                                    ownership_entity_refs.iter().map(|owner| owner.to_lowercase()).collect()
+                                }
+                                _ => Vec::new(),
+                            },
+                        };
+                        Filter::Key { key: "relations.ownedby".into(), condition: Condition::In(claims) }
+                    }
+                    "IS_ENTITY_KIND" => Filter::Key {
+                        key: "kind".into(),
+                        condition: Condition::In(strings(params.get("kinds"))),
+                    },
+                    "HAS_ANNOTATION" => {
+                        key(format!("metadata.annotations.{}", text("annotation")), params.get("value"))
+                    }
+                    "HAS_LABEL" => key(format!("metadata.labels.{}", text("label")), params.get("value")),
+                    "HAS_METADATA" => key(format!("metadata.{}", text("key")), params.get("value")),
+                    "HAS_SPEC" => key(format!("spec.{}", text("key")), params.get("value")),
+                    _ => Filter::Any(Vec::new()),
+                }
+            }
+        }
+    }
+
+    /// The criteria in Backstage's wire form (object params, `resourceType` on each condition).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Criteria::AllOf(items) => {
+                serde_json::json!({ "allOf": items.iter().map(Criteria::to_json).collect::<Vec<_>>() })
+            }
+            Criteria::AnyOf(items) => {
+                serde_json::json!({ "anyOf": items.iter().map(Criteria::to_json).collect::<Vec<_>>() })
+            }
+            Criteria::Not(inner) => serde_json::json!({ "not": inner.to_json() }),
+            Criteria::Rule { rule, params } => {
+                let mut condition = serde_json::json!({ "rule": rule, "resourceType": "catalog-entity" });
+                if !params.is_null() {
+                    condition["params"] = params.clone();
+                }
+                condition
+            }
+        }
+    }
+}
+
+impl Rule {
+    /// What the rule matches, in words (`any permission` when it matches everything).
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            ("permissions", &self.permissions),
+            ("actions", &self.actions),
+            ("resource types", &self.resource_types),
+            ("users", &self.users),
+            ("groups", &self.groups),
+        ]
+        .into_iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(name, values)| format!("{name}: {}", values.join(", ")))
+        .collect();
+        if parts.is_empty() {
+            "everything, for everyone".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+
+    /// Whether this rule matches a permission (by name, action and resource type, so also
+    /// permissions of other plugins that Portico does not enforce itself) and the caller.
+    pub fn matches(
+        &self,
+        name: &str,
+        action: &str,
+        resource_type: Option<&str>,
+        identity: &Identity,
+        groups: &[String],
+    ) -> bool {
+        let user: Option<&str> = match identity {
+            Identity::User { user_entity_ref, .. } => Some(user_entity_ref),
+            _ => None,
+        };
+        (self.permissions.is_empty() || self.permissions.iter().any(|wanted| wanted == name))
+            && (self.actions.is_empty() || self.actions.iter().any(|wanted| wanted == action))
+            && (self.resource_types.is_empty()
+                || resource_type.is_some_and(|kind| self.resource_types.iter().any(|t| t == kind)))
+            && (self.users.is_empty()
+                || user.is_some_and(|user| self.users.iter().any(|u| u.eq_ignore_ascii_case(user))))
+            && (self.groups.is_empty()
+                || self
+                    .groups
+                    .iter()
+                    .any(|group| groups.iter().any(|owned| owned.eq_ignore_ascii_case(group))))
+    }
+}
+
+/// The policy the server starts with when `permission.policy` names no file, for the groups
+/// in `permission.admins` (none matches nobody rather than everybody).
+pub fn default_policy_text(admins: &[String]) -> String {
+    let admins = if admins.is_empty() {
+        "[group:portico/no-admins-configured]".to_owned()
+    } else {
+        format!("[{}]", admins.iter().map(|admin| format!("{admin:?}")).collect::<Vec<_>>().join(", "))
+    };
+    DEFAULT_POLICY.replace("{admins}", &admins)
+}
+
+const DEFAULT_POLICY: &str = r#"# Portico's default permission policy: the first matching rule decides, no match denies.
+rules:
+  - description: admins do everything
+    groups: {admins}
+    decision: allow
+  - description: only admins read the audit log and manage the policy
+    permissions: [portico.audit.read, portico.policy.manage]
+    decision: deny
+  - description: everyone reads
+    actions: [read]
+    decision: allow
+  - description: everyone registers, analyzes and validates
+    permissions: [catalog.location.create, catalog.entity.create, catalog.location.analyze, catalog.entity.validate]
+    decision: allow
+  - description: owners refresh and delete their own entities
+    permissions: [catalog.entity.refresh, catalog.entity.delete]
+    decision:
+      conditions: { rule: IS_ENTITY_OWNER }
+"#;
+
+/// Reads a policy from YAML text; an error names the line and the field
+/// (`line 7: rules[2].decision: expected allow, deny or {conditions: …}`).
+pub fn parse_policy(text: &str) -> Result<Policy, String> {
+    let (documents, errors) = portico_catalog::descriptor::parse_descriptor(text);
+    if let Some(error) = errors.first() {
+        return Err(format!("line {}: {}", error.line, error.message));
+    }
+    let Some(document) = documents.first() else { return Err("the policy is empty".into()) };
+    Policy::from_value(&document.value).map_err(|error| {
+        // `rules[2].decision.conditions: …` → the dotted path `rules.2.decision.conditions`.
+        let field = error.split(": ").next().unwrap_or("");
+        let path = field.replace('[', ".").replace(']', "");
+        format!("line {}: {error}", document.line_of(&path))
+    })
 }
 
 impl Policy {
@@ -133,24 +416,18 @@ impl Policy {
     /// The first rule matching the permission and the caller, whose groups are `groups` (its
     /// ownership refs and every group those belong to, transitively).
     pub fn rule_for(&self, permission: Permission, identity: &Identity, groups: &[String]) -> Option<&Rule> {
-        let user: Option<&str> = match identity {
-            Identity::User { user_entity_ref, .. } => Some(user_entity_ref),
-            _ => None,
-        };
-        self.rules.iter().find(|rule| {
-            (rule.permissions.is_empty() || rule.permissions.iter().any(|name| name == permission.name))
-                && (rule.actions.is_empty() || rule.actions.iter().any(|action| action == permission.action))
-                && (rule.resource_types.is_empty()
-                    || permission
-                        .resource_type
-                        .is_some_and(|kind| rule.resource_types.iter().any(|t| t == kind)))
-                && (rule.users.is_empty()
-                    || user.is_some_and(|user| rule.users.iter().any(|u| u.eq_ignore_ascii_case(user))))
-                && (rule.groups.is_empty()
-                    || rule
-                        .groups
-                        .iter()
-                        .any(|group| groups.iter().any(|owned| owned.eq_ignore_ascii_case(group))))
+        self.deciding(permission, identity, groups).map(|(_, rule)| rule)
+    }
+
+    /// Like `rule_for`, with the rule's position in the policy.
+    pub fn deciding(
+        &self,
+        permission: Permission,
+        identity: &Identity,
+        groups: &[String],
+    ) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, rule)| {
+            rule.matches(permission.name, permission.action, permission.resource_type, identity, groups)
         })
     }
 
@@ -308,6 +585,21 @@ mod tests {
         assert!(!check(
             json!({ "rule": "IS_ENTITY_OWNER", "params": { "claims": ["group:default/other"] } })
         ));
+    }
+
+    #[test]
+    fn policy_text_errors_name_the_line_and_the_default_policy_parses() {
+        let error = parse_policy("rules:\n  - decision: allow\n  - actions: [read]\n    decision: maybe\n")
+            .unwrap_err();
+        assert_eq!(error, "line 4: rules[1].decision: expected allow, deny or {conditions: …}");
+        assert!(parse_policy("rules: [\n").unwrap_err().starts_with("line "));
+        let policy = parse_policy(&default_policy_text(&["group:default/admins".into()])).unwrap();
+        let admins = ["group:default/admins".to_owned()];
+        assert!(policy.allows(POLICY_MANAGE, &jane(), &admins, None));
+        assert!(!policy.allows(POLICY_MANAGE, &jane(), &[], None));
+        assert!(policy.allows(ENTITY_READ, &jane(), &[], Some(&component("group:default/x"))));
+        let nobody = parse_policy(&default_policy_text(&[])).unwrap();
+        assert!(!nobody.allows(AUDIT_READ, &jane(), &[], None));
     }
 
     #[test]

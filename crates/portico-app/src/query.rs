@@ -112,7 +112,13 @@ struct Cursor {
 /// The default page size of `by-query` (what Backstage's server uses).
 pub const DEFAULT_LIMIT: usize = 200;
 
-pub fn query_entities(index: &Index, request: QueryRequest) -> Result<QueryPage, Error> {
+/// `readable`, when given, is what the caller may read: every function here answers as if the
+/// other entities did not exist.
+pub fn query_entities(
+    index: &Index,
+    readable: Option<&RoaringBitmap>,
+    request: QueryRequest,
+) -> Result<QueryPage, Error> {
     let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
     let (cursor, is_continuation) = match &request.cursor {
         Some(text) => {
@@ -152,6 +158,9 @@ pub fn query_entities(index: &Index, request: QueryRequest) -> Result<QueryPage,
     };
     let order = index.order(&order_key);
     let mut set = index.eval(filter.as_ref());
+    if let Some(readable) = readable {
+        set &= readable;
+    }
     if cursor.only_with_errors {
         set &= index.with_errors();
     }
@@ -275,9 +284,16 @@ pub struct ListPage {
     pub next: Option<(usize, usize)>,
 }
 
-pub fn list_entities(index: &Index, request: &ListRequest) -> Result<ListPage, Error> {
+pub fn list_entities(
+    index: &Index,
+    readable: Option<&RoaringBitmap>,
+    request: &ListRequest,
+) -> Result<ListPage, Error> {
     let filter = request.filter.parse()?;
-    let set = index.eval(filter.as_ref());
+    let mut set = index.eval(filter.as_ref());
+    if let Some(readable) = readable {
+        set &= readable;
+    }
     let paginated = request.offset.is_some() || request.limit.is_some();
     let order_key = match request.order.first() {
         Some(field) => OrderKey::Field(field.field.to_lowercase()),
@@ -316,15 +332,12 @@ pub fn list_entities(index: &Index, request: &ListRequest) -> Result<ListPage, E
 /// One facet: its name as requested and `(value, count)` pairs ascending by value.
 pub type Facet = (String, Vec<(String, u64)>);
 
-/// `entity-facets`: counts per original-case value for each requested facet.
-pub fn facets(index: &Index, filter: &QueryFilter, facets: &[String]) -> Result<Vec<Facet>, Error> {
-    facets_within(index, filter, false, usize::MAX, facets)
-}
-
-/// Facets over the entities matching `filter` and, when `only_with_errors`, failing processing;
-/// each with at most `limit` values (the most common).
+/// `entity-facets`: counts per original-case value of each facet over the entities matching
+/// `filter` (and readable, and, when `only_with_errors`, failing processing); each with at most
+/// `limit` values (the most common).
 pub fn facets_within(
     index: &Index,
+    readable: Option<&RoaringBitmap>,
     filter: &QueryFilter,
     only_with_errors: bool,
     limit: usize,
@@ -332,6 +345,18 @@ pub fn facets_within(
 ) -> Result<Vec<Facet>, Error> {
     let parsed = Arc::new(filter.parse()?);
     let mut answers = Vec::with_capacity(facets.len());
+    if let Some(readable) = readable {
+        // Answers for one caller are not cached: the cache is refreshed when the catalog
+        // changes, and what the caller may read changes with it.
+        let mut set = index.eval(parsed.as_ref().as_ref()) & readable;
+        if only_with_errors {
+            set &= index.with_errors();
+        }
+        for facet in facets {
+            answers.push((facet.clone(), index.facet_top(&facet.to_lowercase(), &set, limit)));
+        }
+        return Ok(answers);
+    }
     for facet in facets {
         let key = facet.to_lowercase();
         let question = format!("{key}\u{1}{limit}\u{1}{only_with_errors}\u{1}{filter:?}");
@@ -352,6 +377,7 @@ pub fn facets_within(
 /// `by-refs`: one item per ref, `None` when missing or filtered out.
 pub fn entities_by_refs(
     index: &Index,
+    readable: Option<&RoaringBitmap>,
     refs: &[String],
     filter: &QueryFilter,
     fields: &[String],
@@ -362,7 +388,9 @@ pub fn entities_by_refs(
         .iter()
         .map(|entity_ref| {
             let slot_id = index.slot_of_ref(entity_ref)?;
-            if set.as_ref().is_some_and(|set| !set.contains(slot_id)) {
+            if set.as_ref().is_some_and(|set| !set.contains(slot_id))
+                || readable.is_some_and(|readable| !readable.contains(slot_id))
+            {
                 return None;
             }
             index.body(slot_id).map(|body| select(body, fields))

@@ -33,7 +33,7 @@ pub(crate) struct Config {
     /// `auth.*` and `backend.auth.*`.
     pub(crate) auth: portico_auth::AuthOptions,
     /// `permission.enabled` with `permission.policy` (a YAML file) or the default policy.
-    pub(crate) policy: Option<portico_app::permission::Policy>,
+    pub(crate) policy: Option<(portico_app::permission::Policy, String)>,
 }
 
 impl Config {
@@ -100,47 +100,36 @@ impl Config {
 /// `permission.enabled` and the policy. Backstage's policies are code; Portico reads them from
 /// `permission.policy`, a YAML file of rules, and otherwise uses a default: everyone reads and
 /// registers, owners refresh and delete their own entities, the groups in `permission.admins`
-/// do everything.
-fn policy(root: &Value, cwd: &Path) -> anyhow::Result<Option<portico_app::permission::Policy>> {
+/// do everything and alone read the audit log and change the policy.
+fn policy(root: &Value, cwd: &Path) -> anyhow::Result<Option<(portico_app::permission::Policy, String)>> {
     if get(root, "permission.enabled").and_then(Value::as_bool) != Some(true) {
         return Ok(None);
     }
-    let document = match string(root, "permission.policy")? {
+    match string(root, "permission.policy")? {
         Some(path) => {
             let path = cwd.join(path);
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("permission.policy: reading {}", path.display()))?;
-            let (documents, errors) = portico_catalog::descriptor::parse_descriptor(&text);
-            if let Some(error) = errors.first() {
-                bail!("{}:{}: {}", path.display(), error.line, error.message);
-            }
-            let Some(document) = documents.into_iter().next() else {
-                bail!("{}: the policy file is empty", path.display());
-            };
-            let policy = portico_app::permission::Policy::from_value(&document.value)
+            let policy = portico_app::permission::parse_policy(&text)
                 .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-            return Ok(Some(policy));
+            Ok(Some((policy, text)))
         }
         None => {
-            let admins = get(root, "permission.admins").cloned().unwrap_or(Value::Array(Vec::new()));
-            serde_json::json!({ "rules": [
-                { "description": "admins do everything", "groups": admins, "decision": "allow" },
-                { "description": "everyone reads", "actions": ["read"], "decision": "allow" },
-                { "description": "everyone registers locations", "permissions": ["catalog.location.create"], "decision": "allow" },
-                { "description": "owners refresh and delete their own entities",
-                  "permissions": ["catalog.entity.refresh", "catalog.entity.delete"],
-                  "decision": { "conditions": { "rule": "IS_ENTITY_OWNER" } } },
-            ] })
+            let admins: Vec<String> = match get(root, "permission.admins") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .context("permission.admins: expected a list of group refs")?,
+                Some(_) => bail!("permission.admins: expected a list of group refs"),
+            };
+            let text = portico_app::permission::default_policy_text(&admins);
+            let policy = portico_app::permission::parse_policy(&text)
+                .map_err(|error| anyhow::anyhow!("permission.admins: {error}"))?;
+            Ok(Some((policy, text)))
         }
-    };
-    // An empty admin list matches nobody rather than everybody.
-    let mut document = document;
-    if document["rules"][0]["groups"].as_array().is_some_and(Vec::is_empty) {
-        document["rules"][0]["groups"] = serde_json::json!(["group:portico/no-admins-configured"]);
     }
-    portico_app::permission::Policy::from_value(&document)
-        .map(Some)
-        .map_err(|error| anyhow::anyhow!("permission.admins: {error}"))
 }
 
 /// Sign-in and external access, as Backstage reads them.

@@ -100,7 +100,7 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
         ProcessorOptions { rules: config.rules.clone(), allowed_location_types: vec!["url".into()] },
     );
     let options = AppOptions {
-        policy: config.policy.clone().map(Arc::new),
+        policy: config.policy.clone().map(|(policy, text)| (Arc::new(policy), text)),
         engine: config.engine.clone(),
         config_locations: config.locations.clone(),
         allowed_location_types: vec!["url".into()],

@@ -15,11 +15,13 @@
 //! - `processing`: provider mutations, claiming due entities under a lease, writing results.
 //! - `stitch`: the stitch queue and final entities, change feed for the in-memory index.
 //! - `deletion`: orphan and eager deletion, refresh requests, ancestry.
+//! - `audit`, `keys`, `policy`: the audit log, signing keys, the saved permission policy.
 
 mod audit;
 mod deletion;
 mod keys;
 mod location;
+mod policy;
 mod processing;
 mod stitch;
 
@@ -35,6 +37,7 @@ pub use crate::audit::AuditRow;
 pub use crate::deletion::{AncestryItem, StoreCounts};
 pub use crate::keys::AuthKeyRow;
 pub use crate::location::LocationRow;
+pub use crate::policy::StoredPolicy;
 pub use crate::processing::{
     ClaimedEntity, Conflict, DeferredEntity, Outcome, ProcessOutcome, ProviderMutation, RelationRow,
     WriteSummary,

@@ -1281,7 +1281,10 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     let store = &db.store;
     assert!(store.ping().await);
     assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
-    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys", "audit log"]);
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        ["catalog", "auth keys", "audit log", "permission policy"]
+    );
     store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
 
@@ -1290,7 +1293,10 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     assert!(store.list_locations().await.is_err(), "tables are gone");
 
     store.migrate().await.unwrap();
-    assert_eq!(store.applied_migrations().await.unwrap(), ["catalog", "auth keys", "audit log"]);
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        ["catalog", "auth keys", "audit log", "permission policy"]
+    );
     assert_eq!(store.list_locations().await.unwrap(), []);
     assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
     assert_eq!(store.current_seq().await.unwrap(), 0);
@@ -1307,7 +1313,10 @@ async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
     store.migrate().await.unwrap();
     let replica = db.replica().await;
     replica.migrate().await.unwrap();
-    assert_eq!(replica.applied_migrations().await.unwrap(), ["catalog", "auth keys", "audit log"]);
+    assert_eq!(
+        replica.applied_migrations().await.unwrap(),
+        ["catalog", "auth keys", "audit log", "permission policy"]
+    );
     assert_eq!(replica.list_locations().await.unwrap().len(), 1);
 }
 

@@ -69,6 +69,8 @@ pub fn router(app: Arc<App>, options: UiOptions, auth: Arc<Auth>) -> Router {
         .route("/settings", get(pages::misc::settings))
         .route("/settings/theme", post(pages::misc::set_theme))
         .route("/settings/audit", get(pages::misc::audit))
+        .route("/settings/policy", get(pages::policy::page).post(pages::policy::save))
+        .route("/settings/policy/reset", post(pages::policy::reset))
         .route("/sign-in", get(pages::session::sign_in_page))
         .route("/sign-in/guest", post(pages::session::sign_in_guest))
         .route("/sign-out", post(pages::session::sign_out))

@@ -58,6 +58,10 @@ fn audited_action(method: &axum::http::Method, path: &str, query: &str) -> Optio
         (&Method::POST, ["catalog", _, _, _, "refresh"]) => Some("catalog.entity.refresh"),
         (&Method::POST, ["catalog", _, _, _, "unregister"]) => Some("catalog.entity.unregister"),
         (&Method::POST, ["catalog-import"]) => Some("catalog.location.create"),
+        (&Method::POST, ["settings", "policy"]) => Some("portico.policy.update"),
+        (&Method::POST, ["settings", "policy", "reset"]) => Some("portico.policy.reset"),
+        (&Method::PUT, ["api", "permission", "policy"]) => Some("portico.policy.update"),
+        (&Method::DELETE, ["api", "permission", "policy"]) => Some("portico.policy.reset"),
         _ => None,
     }
 }

@@ -32,7 +32,12 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
             get(catalog::get_location).put(catalog::update_location).delete(catalog::delete_location),
         )
         .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog::get_location_by_entity))
-        .route("/openapi.json", get(catalog::get_openapi));
+        .route("/openapi.json", get(catalog::get_openapi))
+        .route(
+            "/.well-known/backstage/permissions/apply-conditions",
+            post(crate::api::permission::apply_conditions),
+        )
+        .route("/.well-known/backstage/permissions/metadata", get(crate::api::permission::metadata));
     let auth_routes = Router::new()
         .route("/{provider}/refresh", get(auth::refresh))
         .route("/.well-known/jwks.json", get(auth::jwks))
@@ -42,8 +47,15 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         .with_state(auth::AuthState { app: app.clone(), auth: auth.clone() });
     let audit_app = app.clone();
     let audit_routes = Router::new().route("/events", get(crate::api::audit::events)).with_state(app.clone());
-    let permission_routes =
-        Router::new().route("/authorize", post(crate::api::permission::authorize)).with_state(app.clone());
+    let permission_routes = Router::new()
+        .route("/authorize", post(crate::api::permission::authorize))
+        .route(
+            "/policy",
+            get(crate::api::permission::get_policy)
+                .put(crate::api::permission::put_policy)
+                .delete(crate::api::permission::delete_policy),
+        )
+        .with_state(app.clone());
     let api = Router::new()
         .nest("/api/catalog", catalog)
         .nest("/api/audit", audit_routes)

@@ -103,7 +103,7 @@ fn cursor_pages_cover_everything_once_in_both_directions() {
         };
         let mut pages = Vec::new();
         loop {
-            let page = query::query_entities(&index, request.clone()).unwrap();
+            let page = query::query_entities(&index, None, request.clone()).unwrap();
             assert_eq!(page.total_items, 38);
             seen.extend(names(&page.items));
             pages.push(page.clone());
@@ -129,6 +129,7 @@ fn cursor_pages_cover_everything_once_in_both_directions() {
             index_from_end -= 1;
             let page = query::query_entities(
                 &index,
+                None,
                 QueryRequest { cursor: Some(cursor), limit: Some(5), ..QueryRequest::default() },
             )
             .unwrap();
@@ -146,6 +147,7 @@ fn ordering_drops_entities_without_the_field_and_full_text_matches_substrings() 
     let index = index_of(&[with_title, entity("plain", "Component", "x", "2")]);
     let page = query::query_entities(
         &index,
+        None,
         QueryRequest {
             order: Some(OrderField { field: "metadata.title".into(), order: SortOrder::Asc }),
             include_total: true,
@@ -158,6 +160,7 @@ fn ordering_drops_entities_without_the_field_and_full_text_matches_substrings() 
 
     let page = query::query_entities(
         &index,
+        None,
         QueryRequest {
             full_text: Some(FullTextFilter {
                 term: " GATE ".into(),
@@ -180,6 +183,7 @@ fn default_order_is_by_uid_and_by_ref_when_paginating_lists() {
     assert_eq!(uids, vec!["1", "2"]);
     let page = query::list_entities(
         &index,
+        None,
         &query::ListRequest { limit: Some(10), ..query::ListRequest::default() },
     )
     .unwrap();
@@ -193,6 +197,7 @@ fn cached_facets_follow_changes_and_warming_refreshes_them() {
     let by_type = |index: &Index| {
         query::facets_within(
             index,
+            None,
             &QueryFilter::Params(vec!["kind=component".into()]),
             false,
             1,
@@ -205,6 +210,8 @@ fn cached_facets_follow_changes_and_warming_refreshes_them() {
     index.upsert("component:default/c", "3", Arc::from(extra.to_string()), search_rows(&extra).unwrap());
     index.warm();
     assert_eq!(by_type(&index)[0].1, [("website".to_owned(), 2)], "the top value after the change");
-    let full = query::facets(&index, &QueryFilter::None, &["spec.type".into()]).unwrap();
+    let full =
+        query::facets_within(&index, None, &QueryFilter::None, false, usize::MAX, &["spec.type".into()])
+            .unwrap();
     assert_eq!(full[0].1, [("service".to_owned(), 1), ("website".to_owned(), 2)]);
 }

@@ -57,6 +57,31 @@ fn guest_token(server: &Server) -> (u16, Value) {
     (status, response.json().unwrap_or(Value::Null))
 }
 
+/// A browser-like client (no redirects followed) signed in to the UI as the guest, with its
+/// session cookie (`name=value`). Its anti-forgery cookie value is `CSRF`.
+fn signed_in_browser(server: &Server) -> (reqwest::blocking::Client, String) {
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = browser
+        .post(format!("{}/sign-in/guest", server.base))
+        .header("cookie", format!("portico-csrf={CSRF}"))
+        .form(&[("_csrf", CSRF), ("next", "/")])
+        .send()
+        .expect("sign-in");
+    let session = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("a cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    (browser, session)
+}
+
+const CSRF: &str = "0123456789abcdef0123456789abcdef";
+
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("a clock after 1970").as_secs()
 }
@@ -369,16 +394,7 @@ fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audit
     assert!(denied["detail"].as_str().unwrap().starts_with("denied"));
 
     // The UI offers only what the policy allows: Refresh on alpha, not on beta.
-    let browser =
-        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let csrf = "0123456789abcdef0123456789abcdef";
-    let signed_in = browser
-        .post(format!("{}/sign-in/guest", server.base))
-        .header("cookie", format!("portico-csrf={csrf}"))
-        .form(&[("_csrf", csrf), ("next", "/")])
-        .send()
-        .unwrap();
-    let session = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (browser, session) = signed_in_browser(&server);
     let page = |name: &str| {
         browser
             .get(format!("{}/catalog/default/component/{name}", server.base))
@@ -422,6 +438,221 @@ fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audit
         ),
     );
     assert_eq!(status, 400, "a resource permission without resourceRef");
+}
+
+#[test]
+fn reads_are_filtered_inside_queries_so_no_count_or_facet_reveals_a_hidden_entity() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write(
+        "catalog.yaml",
+        &format!("{CATALOG}---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{ name: beta }}\nspec: {{ type: service, lifecycle: production, owner: team-b }}\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{ name: gamma }}\nspec: {{ type: website, lifecycle: production, owner: team-b, subcomponentOf: alpha }}\n"),
+    );
+    // Components only for their owners; everything else for everyone.
+    workspace.write(
+        "policy.yaml",
+        "rules:\n  - permissions: [catalog.entity.read]\n    decision:\n      conditions:\n        anyOf:\n          - rule: IS_ENTITY_OWNER\n          - not: { rule: IS_ENTITY_KIND, params: { kinds: [Component] } }\n  - actions: [read]\n    decision: allow\n",
+    );
+    write_config(&workspace, port, "permission:\n  enabled: true\n  policy: policy.yaml\n");
+    let server = Server::start(workspace.path(), port, &[]);
+    let gamma = server.wait_for("every entity", |server| {
+        let (status, body) =
+            get_with(server, "/api/catalog/entities/by-name/component/default/gamma", Some(STATIC_TOKEN));
+        let (_, jane) =
+            get_with(server, "/api/catalog/entities/by-name/user/default/jane", Some(STATIC_TOKEN));
+        (status == 200 && jane["relations"].to_string().contains("team-a")).then_some(body)
+    });
+    let token = guest_token(&server).1["backstageIdentity"]["token"].as_str().unwrap().to_owned();
+    let jane = |path: &str| get_with(&server, path, Some(&token));
+
+    // jane (team-a) reads alpha, and neither beta nor gamma, in every form of read.
+    assert_eq!(jane("/api/catalog/entities/by-name/component/default/alpha").0, 200);
+    assert_eq!(jane("/api/catalog/entities/by-name/component/default/beta").0, 404);
+    let uid = gamma["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(jane(&format!("/api/catalog/entities/by-uid/{uid}")).0, 404);
+    assert_eq!(jane("/api/catalog/entities/by-name/component/default/gamma/ancestry").0, 404);
+    let (status, page) = jane("/api/catalog/entities/by-query?filter=kind=component&limit=1");
+    assert_eq!((status, page["totalItems"].clone()), (200, json!(1)), "{page}");
+    assert_eq!(page["pageInfo"].get("nextCursor"), None, "no second page of hidden entities");
+    let (_, list) = jane("/api/catalog/entities?filter=kind=component");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let (_, facets) = jane("/api/catalog/entity-facets?facet=spec.type&facet=kind");
+    let types = facets["facets"]["spec.type"].to_string();
+    assert!(types.contains(r#"{"value":"service","count":1}"#) && !types.contains("website"), "{facets}");
+    assert!(
+        facets["facets"]["kind"].to_string().contains("\"Group\""),
+        "other kinds stay readable: {facets}"
+    );
+    let (_, refs) = get_with(&server, "/api/catalog/entities/by-query?fullTextFilterTerm=gam", Some(&token));
+    assert_eq!(refs["totalItems"], 0, "full text does not find it either: {refs}");
+    let by_refs = server
+        .client
+        .post(format!("{}/api/catalog/entities/by-refs", server.base))
+        .bearer_auth(&token)
+        .json(&json!({ "entityRefs": ["component:default/alpha", "component:default/beta"] }))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(by_refs["items"][0]["metadata"]["name"], "alpha");
+    assert_eq!(by_refs["items"][1], Value::Null, "{by_refs}");
+
+    // The UI hides them the same way: gamma is a 404 page, the table counts one component.
+    let (browser, session) = signed_in_browser(&server);
+    let page = |path: &str| {
+        let response =
+            browser.get(format!("{}{path}", server.base)).header("cookie", &session).send().unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    assert_eq!(page("/catalog/default/component/gamma").0, 404);
+    let (_, alpha) = page("/catalog/default/component/alpha");
+    assert!(
+        alpha.contains("alpha") && !alpha.contains("website"),
+        "the hidden subcomponent shows no details"
+    );
+    let (_, table) = page("/catalog?kind=component");
+    assert!(!table.contains(">beta<") && !table.contains(">gamma<"), "{table}");
+
+    // A service reads everything.
+    let (_, all) =
+        get_with(&server, "/api/catalog/entities/by-query?filter=kind=component", Some(STATIC_TOKEN));
+    assert_eq!(all["totalItems"], 3);
+
+    // The plugin endpoints, for services: conditions applied to one entity, and the metadata.
+    let apply = |token: &str, resource_ref: &str| {
+        let response = server
+            .client
+            .post(format!("{}/api/catalog/.well-known/backstage/permissions/apply-conditions", server.base))
+            .bearer_auth(token)
+            .json(&json!({ "items": [{ "id": "a", "resourceRef": resource_ref, "resourceType": "catalog-entity",
+                "conditions": { "rule": "IS_ENTITY_OWNER", "resourceType": "catalog-entity", "params": { "claims": ["group:default/team-b"] } } }] }))
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json::<Value>().unwrap_or(Value::Null))
+    };
+    assert_eq!(
+        apply(STATIC_TOKEN, "component:default/beta").1,
+        json!({ "items": [{ "id": "a", "result": "ALLOW" }] })
+    );
+    assert_eq!(apply(STATIC_TOKEN, "component:default/alpha").1["items"][0]["result"], "DENY");
+    assert_eq!(apply(STATIC_TOKEN, "component:default/missing").1["items"][0]["result"], "DENY");
+    assert_eq!(apply(&token, "component:default/beta").0, 403, "users may not call it");
+    let (status, metadata) =
+        get_with(&server, "/api/catalog/.well-known/backstage/permissions/metadata", Some(STATIC_TOKEN));
+    assert_eq!(status, 200);
+    assert!(metadata["permissions"].as_array().unwrap().iter().any(|permission| permission
+        == &json!({ "type": "resource", "name": "catalog.entity.read", "attributes": { "action": "read" }, "resourceType": "catalog-entity" })));
+    let owner_rule =
+        metadata["rules"].as_array().unwrap().iter().find(|rule| rule["name"] == "IS_ENTITY_OWNER").unwrap();
+    assert_eq!(owner_rule["paramsSchema"]["required"], json!(["claims"]));
+}
+
+#[test]
+fn admins_edit_the_policy_in_the_ui_and_see_which_rule_decides() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write(
+        "catalog.yaml",
+        &format!("{CATALOG}---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{ name: beta }}\nspec: {{ type: service, lifecycle: production, owner: team-b }}\n"),
+    );
+    write_config(&workspace, port, "permission:\n  enabled: true\n  admins: [group:default/team-a]\n");
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_for("jane and beta", |server| {
+        let (status, jane) =
+            get_with(server, "/api/catalog/entities/by-name/user/default/jane", Some(STATIC_TOKEN));
+        let beta =
+            get_with(server, "/api/catalog/entities/by-name/component/default/beta", Some(STATIC_TOKEN)).0;
+        (status == 200 && beta == 200 && jane["relations"].to_string().contains("team-a")).then_some(())
+    });
+    let (browser, session) = signed_in_browser(&server);
+    let cookies = format!("{session}; portico-csrf={CSRF}");
+    let get = |path: &str| {
+        let response =
+            browser.get(format!("{}{path}", server.base)).header("cookie", &cookies).send().unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let mut fields = vec![("_csrf", CSRF)];
+        fields.extend_from_slice(form);
+        let response = browser
+            .post(format!("{}{path}", server.base))
+            .header("cookie", &cookies)
+            .form(&fields)
+            .send()
+            .unwrap();
+        let location = response.headers().get("location").map(|value| value.to_str().unwrap().to_owned());
+        (response.status().as_u16(), location, response.text().unwrap())
+    };
+
+    // jane is an admin (team-a): she sees the rules and why a decision is what it is.
+    let (status, page) = get("/settings/policy");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("admins do everything") && page.contains("IS_ENTITY_OWNER"), "{page}");
+    let (_, explained) = get("/settings/policy?user=user%3Adefault%2Fjane&permission=catalog.entity.delete&entity=component%3Adefault%2Fbeta");
+    assert!(explained.contains("Rule 1 (admins do everything) matched"), "{explained}");
+    assert!(explained.contains("<strong>ALLOW</strong>"), "{explained}");
+
+    // An invalid policy is refused with the line and field, and the text is kept for fixing.
+    let invalid = "rules:\n  - decision: allow\n    actions: [read]\n  - permissions: [catalog.entity.delete]\n    decision: perhaps\n";
+    let (status, _, page) = post("/settings/policy", &[("policy", invalid)]);
+    assert_eq!(status, 400);
+    assert!(page.contains("line 5: rules[1].decision: expected allow, deny"), "{page}");
+    assert!(page.contains("decision: perhaps"), "the rejected text stays in the editor");
+
+    // A valid one applies at once: components are hidden from everyone, nobody manages the policy.
+    let hide = "rules:\n  - description: no components\n    permissions: [catalog.entity.read]\n    decision:\n      conditions:\n        not: { rule: IS_ENTITY_KIND, params: { kinds: [Component] } }\n  - actions: [read]\n    decision: allow\n";
+    let (status, location, _) = post("/settings/policy", &[("policy", hide)]);
+    assert_eq!((status, location.as_deref()), (303, Some("/settings/policy?notice=saved")));
+    let token = guest_token(&server).1["backstageIdentity"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get_with(&server, "/api/catalog/entities/by-name/component/default/beta", Some(&token)).0,
+        404
+    );
+    assert_eq!(get("/settings/policy").0, 403, "jane is no admin under the new policy");
+    let (status, _) = get_with(&server, "/api/permission/policy", Some(&token));
+    assert_eq!(status, 403);
+
+    // The change is audited, and the API shows and removes it (a service is trusted).
+    let (_, audit) = get_with(&server, "/api/audit/events", Some(STATIC_TOKEN));
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| item["action"] == "portico.policy.update" && item["actor"] == "user:default/jane"),
+        "{audit}"
+    );
+    let (status, policy) = get_with(&server, "/api/permission/policy", Some(STATIC_TOKEN));
+    assert_eq!(
+        (status, policy["source"].clone(), policy["savedBy"].clone()),
+        (200, json!("saved"), json!("user:default/jane"))
+    );
+    assert_eq!(policy["policy"], hide);
+
+    // It survives a restart.
+    drop(server);
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_for("the catalog", |server| {
+        (get_with(server, "/api/catalog/entities/by-name/component/default/beta", Some(STATIC_TOKEN)).0
+            == 200)
+            .then_some(())
+    });
+    let token = guest_token(&server).1["backstageIdentity"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get_with(&server, "/api/catalog/entities/by-name/component/default/beta", Some(&token)).0,
+        404
+    );
+    let removed = server
+        .client
+        .delete(format!("{}/api/permission/policy", server.base))
+        .bearer_auth(STATIC_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(removed.status().as_u16(), 204);
+    assert_eq!(
+        get_with(&server, "/api/catalog/entities/by-name/component/default/beta", Some(&token)).0,
+        200
+    );
 }
 
 #[test]
@@ -478,7 +709,7 @@ fn an_invalid_policy_file_stops_the_server_with_the_field_named() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("policy.yaml: rules[1].decision: expected allow, deny or {conditions: …}"),
+        stderr.contains("policy.yaml: line 4: rules[1].decision: expected allow, deny or {conditions: …}"),
         "{stderr}"
     );
 }

@@ -239,7 +239,7 @@ pub(crate) fn warm(ui: &Ui) {
         theme: crate::layout::Theme::System,
         csrf: String::new(),
         new_csrf: false,
-        identity: portico_app::identity::Identity::System,
+        identity: Identity::System,
     };
     let _ = table(ui, &chrome, &Params::default(), "component", "/catalog");
 }
@@ -249,7 +249,7 @@ pub(crate) async fn api_docs(State(ui): State<Ui>, chrome: Chrome, Query(params)
 }
 
 fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> Response {
-    let identity = Identity::Anonymous;
+    let identity = chrome.identity.clone();
     let only_with_errors = params.status == "error";
     let sort = SORT_KEYS.iter().find(|key| **key == params.sort).copied().unwrap_or("metadata.name");
     let descending = params.dir == "desc";
@@ -300,7 +300,7 @@ fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> R
             facet_values.insert(facet.param, result.pop().map(|(_, values)| values).unwrap_or_default());
         }
     }
-    let kinds = crate::pages::kind_counts(ui);
+    let kinds = crate::pages::kind_counts(ui, &identity);
     let columns = columns(kind);
     let kind_label = kinds
         .iter()

@@ -40,7 +40,7 @@ pub(crate) struct Notice {
 
 /// The entity, parsed, or the 404 page.
 fn load(ui: &Ui, chrome: &Chrome, namespace: &str, kind: &str, name: &str) -> Result<Value, Box<Response>> {
-    let found = ui.app.entity_by_name(&Identity::Anonymous, kind, namespace, name);
+    let found = ui.app.entity_by_name(&chrome.identity, kind, namespace, name);
     match found {
         Ok(body) => serde_json::from_str(&body).map_err(|error| {
             Box::new(error_page(
@@ -81,7 +81,7 @@ pub(crate) async fn overview(
         .is_some_and(|kind| kind.eq_ignore_ascii_case("location"))
     {
         let entity_ref = Ref::of(&entity).map(|r| r.canonical()).unwrap_or_default();
-        ui.app.emitted_by(&Identity::Anonymous, &entity_ref).await.unwrap_or_default()
+        ui.app.emitted_by(&chrome.identity, &entity_ref).await.unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -92,7 +92,7 @@ pub(crate) async fn overview(
         (status_errors(&entity))
         div.cards {
             (about(&entity))
-            (kind_cards(&ui, &entity, &emitted))
+            (kind_cards(&ui, &chrome.identity, &entity, &emitted))
             (relations_card(&entity))
             (metadata_card(&entity))
         }
@@ -112,14 +112,12 @@ pub(crate) async fn tab(
     };
     match path.tab.as_str() {
         "inspect" => {
-            let ancestry = match ui
-                .app
-                .entity_ancestry(&Identity::Anonymous, &path.kind, &path.namespace, &path.name)
-                .await
-            {
-                Ok((_, items)) => items,
-                Err(_) => Vec::new(),
-            };
+            let ancestry =
+                match ui.app.entity_ancestry(&chrome.identity, &path.kind, &path.namespace, &path.name).await
+                {
+                    Ok((_, items)) => items,
+                    Err(_) => Vec::new(),
+                };
             let yaml = crate::yaml::to_text(&entity);
             let json = serde_json::to_string_pretty(&entity).unwrap_or_default();
             let content = html! {
@@ -149,7 +147,7 @@ pub(crate) async fn tab(
         }
         "graph" => {
             let params = crate::pages::graph::GraphParams::parse(query.as_deref());
-            let content = crate::pages::graph::render(&ui, &entity, &params);
+            let content = crate::pages::graph::render(&ui, &chrome.identity, &entity, &params);
             shell(&ui, &chrome, &entity, "graph", content)
         }
         "definition" if is_kind(&entity, "api") => {
@@ -378,17 +376,17 @@ fn metadata_card(entity: &Value) -> Markup {
 }
 
 /// A table of related entities with their type, owner and description.
-fn related(ui: &Ui, title: &str, targets: &[Ref]) -> Markup {
-    let index = ui.app.catalog().read();
+///
+/// Entities the caller may not read are listed by ref only, as if they were not in the catalog.
+fn related(ui: &Ui, identity: &Identity, title: &str, targets: &[Ref]) -> Markup {
     let rows: Vec<(Ref, Option<Value>)> = targets
         .iter()
         .take(RELATED_LIMIT)
         .map(|target| {
-            let entity = index.by_ref(&target.canonical()).and_then(|body| serde_json::from_str(&body).ok());
+            let entity = ui.app.readable_entity(identity, &target.canonical());
             (target.clone(), entity)
         })
         .collect();
-    drop(index);
     card(
         title,
         html! {
@@ -418,45 +416,45 @@ fn of_kind(targets: Vec<Ref>, kind: &str) -> Vec<Ref> {
     targets.into_iter().filter(|target| target.kind.eq_ignore_ascii_case(kind)).collect()
 }
 
-fn kind_cards(ui: &Ui, entity: &Value, emitted: &[String]) -> Markup {
+fn kind_cards(ui: &Ui, identity: &Identity, entity: &Value, emitted: &[String]) -> Markup {
     let kind = str_at(entity, "/kind").unwrap_or("").to_lowercase();
     let rel = |name: &str| relation_targets(entity, name);
     match kind.as_str() {
         "component" => html! {
-            (related(ui, "Provided APIs", &rel("providesApi")))
-            (related(ui, "Consumed APIs", &rel("consumesApi")))
-            (related(ui, "Depends on", &rel("dependsOn")))
-            (related(ui, "Depended on by", &rel("dependencyOf")))
-            (related(ui, "Subcomponents", &of_kind(rel("hasPart"), "component")))
+            (related(ui, identity, "Provided APIs", &rel("providesApi")))
+            (related(ui, identity, "Consumed APIs", &rel("consumesApi")))
+            (related(ui, identity, "Depends on", &rel("dependsOn")))
+            (related(ui, identity, "Depended on by", &rel("dependencyOf")))
+            (related(ui, identity, "Subcomponents", &of_kind(rel("hasPart"), "component")))
         },
         "api" => html! {
-            (related(ui, "Providers", &rel("apiProvidedBy")))
-            (related(ui, "Consumers", &rel("apiConsumedBy")))
+            (related(ui, identity, "Providers", &rel("apiProvidedBy")))
+            (related(ui, identity, "Consumers", &rel("apiConsumedBy")))
         },
         "system" => html! {
-            (crate::pages::graph::diagram(ui, entity))
-            (related(ui, "Components", &of_kind(rel("hasPart"), "component")))
-            (related(ui, "APIs", &of_kind(rel("hasPart"), "api")))
-            (related(ui, "Resources", &of_kind(rel("hasPart"), "resource")))
+            (crate::pages::graph::diagram(ui, identity, entity))
+            (related(ui, identity, "Components", &of_kind(rel("hasPart"), "component")))
+            (related(ui, identity, "APIs", &of_kind(rel("hasPart"), "api")))
+            (related(ui, identity, "Resources", &of_kind(rel("hasPart"), "resource")))
         },
         "domain" => html! {
-            (related(ui, "Systems", &of_kind(rel("hasPart"), "system")))
-            (related(ui, "Subdomains", &of_kind(rel("hasPart"), "domain")))
+            (related(ui, identity, "Systems", &of_kind(rel("hasPart"), "system")))
+            (related(ui, identity, "Subdomains", &of_kind(rel("hasPart"), "domain")))
         },
         "resource" => html! {
-            (related(ui, "Depended on by", &rel("dependencyOf")))
-            (related(ui, "Depends on", &rel("dependsOn")))
+            (related(ui, identity, "Depended on by", &rel("dependencyOf")))
+            (related(ui, identity, "Depends on", &rel("dependsOn")))
         },
         "group" => html! {
             (profile(entity))
             (ownership(entity))
-            (related(ui, "Parent", &rel("childOf")))
-            (related(ui, "Child groups", &rel("parentOf")))
-            (related(ui, "Members", &rel("hasMember")))
+            (related(ui, identity, "Parent", &rel("childOf")))
+            (related(ui, identity, "Child groups", &rel("parentOf")))
+            (related(ui, identity, "Members", &rel("hasMember")))
         },
         "user" => html! {
             (profile(entity))
-            (related(ui, "Groups", &rel("memberOf")))
+            (related(ui, identity, "Groups", &rel("memberOf")))
             (ownership(entity))
         },
         "location" => {
@@ -466,7 +464,7 @@ fn kind_cards(ui: &Ui, entity: &Value, emitted: &[String]) -> Markup {
                 emitted.iter().filter_map(|text| Ref::parse(text, None, "default")).collect();
             html! {
                 (card("Targets", html! { ul { @for target in targets { li { code { (target) } } } } }))
-                (related(ui, "Entities produced", &produced))
+                (related(ui, identity, "Entities produced", &produced))
             }
         }
         "template" => template(entity),

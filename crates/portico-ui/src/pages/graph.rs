@@ -1,6 +1,7 @@
 //! The relations graph: an SVG of the entity's relations to depth 1–3, laid out on the server
 //! in columns by distance, filterable by relation type and kind.
 
+use portico_app::identity::Identity;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use maud::{html, Markup};
@@ -72,22 +73,22 @@ struct Node {
 
 /// The system diagram of a System's overview: the system, its domain and its parts, and the
 /// APIs those parts provide and consume (depth 2 over those relations), without controls.
-pub(crate) fn diagram(ui: &Ui, entity: &Value) -> Markup {
+pub(crate) fn diagram(ui: &Ui, identity: &Identity, entity: &Value) -> Markup {
     let params = GraphParams {
         depth: 2,
         relations: ["partOf", "providesApi", "consumesApi"].into_iter().map(str::to_owned).collect(),
         kinds: BTreeSet::new(),
     };
-    draw(ui, entity, &params, false)
+    draw(ui, identity, entity, &params, false)
 }
 
-pub(crate) fn render(ui: &Ui, entity: &Value, params: &GraphParams) -> Markup {
-    draw(ui, entity, params, true)
+pub(crate) fn render(ui: &Ui, identity: &Identity, entity: &Value, params: &GraphParams) -> Markup {
+    draw(ui, identity, entity, params, true)
 }
 
-fn draw(ui: &Ui, entity: &Value, params: &GraphParams, controls: bool) -> Markup {
+/// Entities the caller may not read appear as bare refs, never with their titles or relations.
+fn draw(ui: &Ui, identity: &Identity, entity: &Value, params: &GraphParams, controls: bool) -> Markup {
     let Some(center) = Ref::of(entity) else { return html! {} };
-    let index = ui.app.catalog().read();
     let mut nodes: Vec<Node> =
         vec![Node { entity_ref: center.clone(), title: view::title_of(entity).to_owned(), depth: 0 }];
     let mut position: HashMap<String, usize> = HashMap::from([(center.canonical(), 0)]);
@@ -119,8 +120,7 @@ fn draw(ui: &Ui, entity: &Value, params: &GraphParams, controls: bool) -> Markup
                         truncated += 1;
                         continue;
                     }
-                    let body: Option<Value> =
-                        index.by_ref(&key).and_then(|body| serde_json::from_str(&body).ok());
+                    let body: Option<Value> = ui.app.readable_entity(identity, &key);
                     let title = body.as_ref().map(view::title_of).unwrap_or(&target.name).to_owned();
                     nodes.push(Node { entity_ref: target.clone(), title, depth: depth + 1 });
                     let to = nodes.len() - 1;
@@ -141,7 +141,6 @@ fn draw(ui: &Ui, entity: &Value, params: &GraphParams, controls: bool) -> Markup
             }
         }
     }
-    drop(index);
 
     // Columns by distance; rows in discovery order.
     let columns = params.depth + 1;

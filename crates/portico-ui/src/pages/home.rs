@@ -12,8 +12,8 @@ use crate::view::{self, str_at, Ref};
 use crate::Ui;
 
 pub(crate) async fn home(State(ui): State<Ui>, chrome: Chrome) -> Response {
-    let identity = Identity::Anonymous;
-    let kinds = crate::pages::kind_counts(&ui);
+    let identity = chrome.identity.clone();
+    let kinds = crate::pages::kind_counts(&ui, &identity);
     let recent: Vec<Value> = ui
         .app
         .recently_changed(&identity, 10)

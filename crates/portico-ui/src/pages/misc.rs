@@ -60,8 +60,9 @@ pub(crate) async fn settings(State(ui): State<Ui>, chrome: Chrome) -> Response {
             }
         }
         section.card aria-labelledby="audit-heading" {
-            h2 #audit-heading { "Audit log" }
-            p { "Every registration, refresh, deletion and sign-in, with who, when and from where: " a href="/settings/audit" { "open the audit log" } "." }
+            h2 #audit-heading { "Audit log and permissions" }
+            p { "Every registration, refresh, deletion, policy change and sign-in, with who, when and from where: " a href="/settings/audit" { "open the audit log" } "." }
+            p { "The permission policy, its editor, and which rule decides for a user: " a href="/settings/policy" { "open the policy" } " (for admins)." }
         }
         section.card aria-labelledby="profile-heading" {
             h2 #profile-heading { "Profile" }
@@ -138,7 +139,7 @@ pub(crate) async fn audit(
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS`.
-fn format_time(millis: i64) -> String {
+pub(crate) fn format_time(millis: i64) -> String {
     let seconds = millis.div_euclid(1000);
     let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

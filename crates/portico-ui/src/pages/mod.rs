@@ -13,17 +13,14 @@ pub(crate) mod graph;
 pub(crate) mod home;
 pub(crate) mod import;
 pub(crate) mod misc;
+pub(crate) mod policy;
 pub(crate) mod search;
 pub(crate) mod session;
 
 /// Entity counts per kind, for the kind selector and the home page.
-pub(crate) fn kind_counts(ui: &Ui) -> Vec<(String, u64)> {
+pub(crate) fn kind_counts(ui: &Ui, identity: &portico_app::identity::Identity) -> Vec<(String, u64)> {
     ui.app
-        .entity_facets(
-            &portico_app::identity::Identity::Anonymous,
-            &portico_app::query::QueryFilter::None,
-            &["kind".to_owned()],
-        )
+        .entity_facets(identity, &portico_app::query::QueryFilter::None, &["kind".to_owned()])
         .ok()
         .and_then(|mut facets| facets.pop())
         .map(|(_, values)| values)

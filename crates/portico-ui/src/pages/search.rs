@@ -3,7 +3,6 @@
 use axum::extract::{Query, State};
 use axum::response::Response;
 use maud::html;
-use portico_app::identity::Identity;
 use portico_app::query::{FullTextFilter, OrderField, QueryFilter, QueryRequest, SortOrder};
 use serde_json::Value;
 
@@ -42,7 +41,7 @@ pub(crate) async fn search(State(ui): State<Ui>, chrome: Chrome, Query(params): 
             cursor: (!params.cursor.is_empty()).then(|| params.cursor.clone()),
             ..QueryRequest::default()
         };
-        match ui.app.query_entities(&Identity::Anonymous, request) {
+        match ui.app.query_entities(&chrome.identity, request) {
             Ok(page) => {
                 results = page.items.iter().filter_map(|body| serde_json::from_str(body).ok()).collect();
                 total = page.total_items;
