@@ -140,6 +140,20 @@ pub enum Authorization {
     Conditional(Value),
 }
 
+/// What a sign-in provider says about a person, for the sign-in resolvers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignInProfile<'a> {
+    /// The provider id (`oidc`, `github`).
+    pub provider: &'a str,
+    pub email: Option<&'a str>,
+    pub username: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+}
+
+fn local_part(email: &str) -> &str {
+    email.split('@').next().unwrap_or(email)
+}
+
 /// A cached answer of `App::readable`.
 #[derive(Debug, Clone)]
 struct ReadableSet {
@@ -548,6 +562,125 @@ impl App {
             refs.extend(groups);
         }
         refs
+    }
+
+    /// Runs the sign-in resolvers (`signIn.resolvers`, reference §B.5) in order for a person a
+    /// provider vouched for, and evaluates to the catalog user and its ownership refs. The first
+    /// resolver that finds a User entity decides; one with
+    /// `dangerouslyAllowSignInWithoutUserInCatalog` signs in `user:default/<name>` when none is
+    /// found. No resolver configured, or none matching, refuses the sign-in.
+    pub fn resolve_sign_in(
+        &self,
+        profile: &SignInProfile<'_>,
+        resolvers: &[Value],
+    ) -> Result<(String, Vec<String>), Error> {
+        if resolvers.is_empty() {
+            return Err(Error::NotAllowed(
+                "Sign-in is not configured for this provider (signIn.resolvers)".into(),
+            ));
+        }
+        let mut reasons = Vec::new();
+        for resolver in resolvers {
+            let name = resolver.get("resolver").and_then(Value::as_str).unwrap_or("");
+            match self.resolve_one(name, resolver, profile) {
+                Ok(Some(user_entity_ref)) => {
+                    let ownership = self.ownership_of(&user_entity_ref);
+                    return Ok((user_entity_ref, ownership));
+                }
+                Ok(None) => reasons.push(format!("{name}: no matching user entity")),
+                Err(reason) => reasons.push(format!("{name}: {reason}")),
+            }
+        }
+        Err(Error::NotAllowed(format!(
+            "Failed to sign-in, unable to resolve user identity ({})",
+            reasons.join("; ")
+        )))
+    }
+
+    /// One resolver: `Ok(Some(ref))` when it signs the person in, `Ok(None)` when no user
+    /// matches, `Err` when it cannot apply (a profile without an email, a domain not allowed).
+    fn resolve_one(
+        &self,
+        name: &str,
+        options: &Value,
+        profile: &SignInProfile<'_>,
+    ) -> Result<Option<String>, String> {
+        let email = || profile.email.ok_or_else(|| "the profile has no email".to_owned());
+        let index = self.catalog.read();
+        let user_where = |key: &str, value: &str| -> Option<String> {
+            let filter = portico_query::filter::Filter::All(vec![
+                portico_query::filter::Filter::Key {
+                    key: "kind".into(),
+                    condition: portico_query::filter::Condition::In(vec!["user".into()]),
+                },
+                portico_query::filter::Filter::Key {
+                    key: key.to_lowercase(),
+                    condition: portico_query::filter::Condition::In(vec![value.to_lowercase()]),
+                },
+            ]);
+            let slot = index.eval(Some(&filter)).min()?;
+            index.entity_ref(slot).map(str::to_owned)
+        };
+        let user_named = |user: &str| -> Option<String> {
+            let entity_ref = format!("user:default/{}", user.to_lowercase());
+            index.contains_ref(&entity_ref).then_some(entity_ref)
+        };
+        let (found, fallback_name): (Option<String>, String) = match name {
+            "emailMatchingUserEntityProfileEmail" => {
+                let email = email()?;
+                (user_where("spec.profile.email", email), local_part(email).to_owned())
+            }
+            "emailLocalPartMatchingUserEntityName" => {
+                let email = email()?;
+                let domain = email.rsplit_once('@').map_or("", |(_, domain)| domain);
+                if let Some(allowed) = options.get("allowedDomains").and_then(Value::as_array) {
+                    if !allowed
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .any(|allowed| allowed.eq_ignore_ascii_case(domain))
+                    {
+                        return Err(format!("the email domain {domain:?} is not allowed"));
+                    }
+                }
+                (user_named(local_part(email)), local_part(email).to_owned())
+            }
+            "emailMatchingUserEntityAnnotation" => {
+                let email = email()?;
+                let annotations: Vec<String> = match options.get("annotation").and_then(Value::as_str) {
+                    Some(annotation) => vec![annotation.to_owned()],
+                    None => ["google.com/email", "microsoft.com/email", "okta.com/email"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                };
+                let found = annotations
+                    .iter()
+                    .find_map(|annotation| user_where(&format!("metadata.annotations.{annotation}"), email));
+                (found, local_part(email).to_owned())
+            }
+            "usernameMatchingUserEntityName" => {
+                let username = profile.username.ok_or_else(|| "the profile has no username".to_owned())?;
+                (user_named(username), username.to_owned())
+            }
+            "userIdMatchingUserEntityAnnotation" => {
+                let id = profile.user_id.ok_or_else(|| "the profile has no user id".to_owned())?;
+                let annotation = options.get("annotation").and_then(Value::as_str).unwrap_or(
+                    if profile.provider == "github" { "github.com/user-id" } else { "portico.io/user-id" },
+                );
+                (
+                    user_where(&format!("metadata.annotations.{annotation}"), id),
+                    profile.username.unwrap_or(id).to_owned(),
+                )
+            }
+            other => return Err(format!("unknown resolver {other:?}")),
+        };
+        if found.is_some() {
+            return Ok(found);
+        }
+        let without_user = options
+            .get("dangerouslyAllowSignInWithoutUserInCatalog")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(without_user.then(|| format!("user:default/{}", fallback_name.to_lowercase())))
     }
 
     /// Appends to the audit log. `source` is where the request came from.

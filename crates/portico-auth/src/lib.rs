@@ -3,6 +3,9 @@
 //! publication as JWKS, and static external-access tokens (§B.7).
 //!
 //! This crate decides *who* a caller is; what they may do is the permission layer's business.
+//! `oauth` speaks to OAuth sign-in providers (OpenID Connect, GitHub).
+
+pub mod oauth;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +39,13 @@ pub struct AuthOptions {
     pub static_tokens: Vec<StaticToken>,
     /// `backend.auth.dangerouslyDisableDefaultAuthPolicy`.
     pub disable_default_policy: bool,
+    /// `auth.environment`: the per-environment provider blocks in use (`development` by default).
+    pub environment: String,
+    /// OAuth sign-in providers (`oidc`, `github`) of that environment.
+    pub oauth: Vec<oauth::OAuthOptions>,
+    /// Origins a sign-in may return to: `app.baseUrl`'s, the backend's, and
+    /// `auth.experimentalExtraAllowedOrigins` (`*` matches any run of characters).
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +128,7 @@ struct SigningKey {
 pub struct Auth {
     options: AuthOptions,
     store: Store,
+    providers: Vec<oauth::OAuthProvider>,
     /// Newest first. Two replicas rotating at once each add a key, which is harmless.
     keys: parking_lot::RwLock<Vec<Arc<SigningKey>>>,
     /// Tokens already verified, with their expiry: an ES256 verification costs about as much
@@ -190,6 +201,18 @@ fn generate_key() -> Result<AuthKeyRow, AuthError> {
     })
 }
 
+/// `*` matches any run of characters; everything else literally.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (head.len()..=text.len())
+                    .any(|at| text.is_char_boundary(at) && glob_match(rest, &text[at..]))
+        }
+    }
+}
+
 /// Compares two secrets in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -198,9 +221,11 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 impl Auth {
     /// Loads the stored signing keys.
     pub async fn start(store: Store, options: AuthOptions) -> Result<Arc<Auth>, AuthError> {
+        let providers = options.oauth.iter().cloned().map(oauth::OAuthProvider::new).collect();
         let auth = Arc::new(Auth {
             options,
             store,
+            providers,
             keys: parking_lot::RwLock::new(Vec::new()),
             verified: parking_lot::Mutex::new(HashMap::new()),
         });
@@ -216,7 +241,24 @@ impl Auth {
     /// configured and the default policy is not disabled, as in Backstage.
     pub fn required(&self) -> bool {
         !self.options.disable_default_policy
-            && (self.options.guest.is_some() || !self.options.static_tokens.is_empty())
+            && (self.options.guest.is_some()
+                || !self.options.static_tokens.is_empty()
+                || !self.providers.is_empty())
+    }
+
+    /// The OAuth provider with this id, if configured.
+    pub fn provider(&self, id: &str) -> Option<&oauth::OAuthProvider> {
+        self.providers.iter().find(|provider| provider.options().id == id)
+    }
+
+    /// Every configured OAuth provider, for sign-in pages.
+    pub fn providers(&self) -> &[oauth::OAuthProvider] {
+        &self.providers
+    }
+
+    /// Whether a sign-in may hand its result to this origin (`scheme://host[:port]`).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.options.allowed_origins.iter().any(|pattern| glob_match(pattern, origin))
     }
 
     async fn reload_keys(&self) -> Result<(), AuthError> {
@@ -302,19 +344,7 @@ impl Auth {
                 return Ok(principal.clone());
             }
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
-        if header.typ.as_deref() != Some(USER_TOKEN_TYPE) {
-            return Err(AuthError::Invalid("Invalid token: not a Backstage user token".into()));
-        }
-        let kid = header.kid.ok_or_else(|| AuthError::Invalid("Invalid token: no key id".into()))?;
-        let mut key = self.keys.read().iter().find(|key| key.kid == kid).cloned();
-        if key.is_none() {
-            // Signed by a key another replica created since we last looked.
-            self.reload_keys().await?;
-            key = self.keys.read().iter().find(|key| key.kid == kid).cloned();
-        }
-        let key = key.ok_or_else(|| AuthError::Invalid("Invalid token: signed by an unknown key".into()))?;
+        let key = self.signing_key_of(token, USER_TOKEN_TYPE).await?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_audience(&["backstage"]);
         validation.leeway = 0;
@@ -329,6 +359,72 @@ impl Auth {
         }
         verified.insert(token.to_owned(), (principal.clone(), claims.exp));
         Ok(principal)
+    }
+
+    /// The limited user token of a full one (reference §B.6): the limited header and
+    /// `{sub, iat, exp}` as signed at issue, with the full token's `uip` as signature. It proves
+    /// who the user is and nothing more, so it can live in a browser cookie (`backstage-auth`)
+    /// without being usable as an API credential.
+    pub async fn limited_token(&self, token: &str) -> Result<IssuedToken, AuthError> {
+        let Principal::User { .. } = self.authenticate(token).await? else {
+            return Err(AuthError::Invalid("a limited token is made from a user token".into()));
+        };
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
+        let payload = token.split('.').nth(1).unwrap_or_default();
+        let claims: UserClaims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| AuthError::Invalid("Invalid token: unreadable claims".into()))?;
+        let uip = claims.uip.ok_or_else(|| AuthError::Invalid("Invalid token: no uip claim".into()))?;
+        let mut limited_header = Header::new(Algorithm::ES256);
+        limited_header.typ = Some(LIMITED_TOKEN_TYPE.into());
+        limited_header.kid = header.kid;
+        // Serialized exactly as `issue` signed them (same types, same field order).
+        let header_json =
+            serde_json::to_vec(&limited_header).map_err(|error| AuthError::Key(error.to_string()))?;
+        let payload_json =
+            serde_json::to_vec(&LimitedClaims { sub: &claims.sub, iat: claims.iat, exp: claims.exp })
+                .map_err(|error| AuthError::Key(error.to_string()))?;
+        let limited =
+            format!("{}.{}.{uip}", URL_SAFE_NO_PAD.encode(header_json), URL_SAFE_NO_PAD.encode(payload_json));
+        self.authenticate_limited(&limited).await?;
+        Ok(IssuedToken { token: limited, expires_in_seconds: claims.exp.saturating_sub(now_seconds()) })
+    }
+
+    /// The stored key that signed `token`, whose header must have `typ`.
+    async fn signing_key_of(&self, token: &str, typ: &str) -> Result<Arc<SigningKey>, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
+        if header.typ.as_deref() != Some(typ) {
+            return Err(AuthError::Invalid(format!("Invalid token: not a {typ} token")));
+        }
+        let kid = header.kid.ok_or_else(|| AuthError::Invalid("Invalid token: no key id".into()))?;
+        let mut key = self.keys.read().iter().find(|key| key.kid == kid).cloned();
+        if key.is_none() {
+            // Signed by a key another replica created since we last looked.
+            self.reload_keys().await?;
+            key = self.keys.read().iter().find(|key| key.kid == kid).cloned();
+        }
+        key.ok_or_else(|| AuthError::Invalid("Invalid token: signed by an unknown key".into()))
+    }
+
+    /// Verifies a limited user token (from the `backstage-auth` cookie) and evaluates to the
+    /// user entity ref it names.
+    pub async fn authenticate_limited(&self, token: &str) -> Result<String, AuthError> {
+        let key = self.signing_key_of(token, LIMITED_TOKEN_TYPE).await?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 0;
+        #[derive(Deserialize)]
+        struct Limited {
+            sub: String,
+        }
+        let data = jsonwebtoken::decode::<Limited>(token, &key.decoding, &validation)
+            .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
+        Ok(data.claims.sub)
     }
 
     /// `GET /api/auth/.well-known/jwks.json`: the public keys of the last three token lifetimes.

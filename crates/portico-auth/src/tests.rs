@@ -14,6 +14,9 @@ fn options() -> AuthOptions {
         guest: None,
         static_tokens: vec![StaticToken { token: "static-secret-token".into(), subject: "ci".into() }],
         disable_default_policy: false,
+        environment: "development".into(),
+        oauth: Vec::new(),
+        allowed_origins: vec!["http://localhost:7007".into(), "https://*.preview.example.com".into()],
     }
 }
 
@@ -113,4 +116,37 @@ async fn a_verified_token_is_remembered_until_it_expires() {
         auth.authenticate(&token).await.unwrap(),
         Principal::User { user_entity_ref: "user:default/jane".into(), ownership_entity_refs: vec![] }
     );
+}
+
+#[tokio::test]
+async fn sign_ins_return_only_to_allowed_origins() {
+    let auth = Auth::start(store().await, options()).await.unwrap();
+    assert!(auth.origin_allowed("http://localhost:7007"));
+    assert!(auth.origin_allowed("https://pr-12.preview.example.com"));
+    assert!(!auth.origin_allowed("https://evil.example"));
+    assert!(!auth.origin_allowed("http://localhost:7007.evil.example"));
+    assert!(!auth.origin_allowed("https://preview.example.com.evil"));
+}
+
+#[tokio::test]
+async fn limited_tokens_prove_the_user_for_cookies_and_nothing_more() {
+    let auth = Auth::start(store().await, options()).await.unwrap();
+    let full = auth.issue("user:default/jane", &["group:default/team-a".into()]).await.unwrap();
+    let limited = auth.limited_token(&full.token).await.unwrap();
+    assert_eq!(part(&limited.token, 0)["typ"], "vnd.backstage.limited-user");
+    assert_eq!(
+        part(&limited.token, 1).as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["sub", "iat", "exp"]
+    );
+    assert_eq!(
+        limited.token.rsplit('.').next(),
+        part(&full.token, 1)["uip"].as_str(),
+        "the limited token's signature is the full token's uip"
+    );
+    assert_eq!(auth.authenticate_limited(&limited.token).await.unwrap(), "user:default/jane");
+    assert!(auth.authenticate(&limited.token).await.is_err(), "not an API credential");
+    assert!(auth.authenticate_limited(&full.token).await.is_err());
+    let forged = format!("{}.{}", limited.token.rsplit_once('.').unwrap().0, "AAAA");
+    assert!(auth.authenticate_limited(&forged).await.is_err());
+    assert!(auth.limited_token("static-secret-token").await.is_err(), "services have no limited token");
 }

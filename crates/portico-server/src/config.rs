@@ -207,13 +207,128 @@ fn auth_options(root: &Value, base_url: &str) -> anyhow::Result<portico_auth::Au
     }
     let disable_default_policy =
         get(root, "backend.auth.dangerouslyDisableDefaultAuthPolicy").and_then(Value::as_bool) == Some(true);
+    let environment = string(root, "auth.environment")?.unwrap_or_else(|| "development".into());
+    let issuer = format!("{}/api/auth", base_url.trim_end_matches('/'));
+    let mut oauth = Vec::new();
+    for id in ["oidc", "github"] {
+        if let Some(provider) = oauth_provider(root, id, &environment, &issuer)? {
+            oauth.push(provider);
+        }
+    }
+    let mut allowed_origins = vec![origin_of(base_url)];
+    if let Some(app) = string(root, "app.baseUrl")? {
+        allowed_origins.push(origin_of(&app));
+    }
+    if let Some(extra) = get(root, "auth.experimentalExtraAllowedOrigins") {
+        let Value::Array(items) = extra else {
+            bail!("auth.experimentalExtraAllowedOrigins: expected a list")
+        };
+        for item in items {
+            let origin = item.as_str().context("auth.experimentalExtraAllowedOrigins: expected strings")?;
+            allowed_origins.push(origin.to_owned());
+        }
+    }
     Ok(portico_auth::AuthOptions {
-        issuer: format!("{}/api/auth", base_url.trim_end_matches('/')),
+        issuer,
         token_lifetime,
         guest,
         static_tokens,
         disable_default_policy,
+        environment,
+        oauth,
+        allowed_origins,
     })
+}
+
+/// `scheme://host[:port]` of a URL (the URL itself when it does not parse).
+fn origin_of(url: &str) -> String {
+    url::Url::parse(url)
+        .map_or_else(|_| url.trim_end_matches('/').to_owned(), |url| url.origin().ascii_serialization())
+}
+
+/// `auth.providers.<id>.<environment>` for the OAuth providers Portico speaks.
+fn oauth_provider(
+    root: &Value,
+    id: &str,
+    environment: &str,
+    issuer: &str,
+) -> anyhow::Result<Option<portico_auth::oauth::OAuthOptions>> {
+    let Some(block) = get(root, &format!("auth.providers.{id}")) else { return Ok(None) };
+    let at = format!("auth.providers.{id}.{environment}");
+    let Some(config) = block.get(environment) else {
+        bail!("{at}: the provider has no block for the environment {environment:?} (auth.environment)")
+    };
+    let text = |key: &str| -> anyhow::Result<Option<String>> {
+        match config.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => bail!("{at}.{key}: expected a string, got {other}"),
+        }
+    };
+    let required = |key: &str| -> anyhow::Result<String> {
+        text(key)?.filter(|value| !value.is_empty()).with_context(|| format!("{at}.{key}: required"))
+    };
+    let client_id = required("clientId")?;
+    let client_secret = required("clientSecret")?;
+    let (kind, mut scopes) = match id {
+        "oidc" => {
+            let metadata_url = required("metadataUrl")?;
+            url::Url::parse(&metadata_url).with_context(|| format!("{at}.metadataUrl: not a URL"))?;
+            let scope = text("scope")?.unwrap_or_else(|| "openid profile email".into());
+            let scopes: Vec<String> =
+                scope.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            (portico_auth::oauth::ProviderKind::Oidc { metadata_url }, scopes)
+        }
+        _ => {
+            let enterprise_url = text("enterpriseInstanceUrl")?;
+            (portico_auth::oauth::ProviderKind::Github { enterprise_url }, vec!["read:user".to_owned()])
+        }
+    };
+    match config.get("additionalScopes") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(more)) => {
+            scopes.extend(more.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned))
+        }
+        Some(Value::Array(items)) => {
+            for item in items {
+                scopes.push(
+                    item.as_str()
+                        .with_context(|| format!("{at}.additionalScopes: expected strings"))?
+                        .to_owned(),
+                );
+            }
+        }
+        Some(other) => bail!("{at}.additionalScopes: expected a list, got {other}"),
+    }
+    let session_duration = match config.get("sessionDuration") {
+        None | Some(Value::Null) => Duration::from_secs(1000 * 24 * 3600),
+        Some(value) => {
+            portico_config::parse_duration(value).with_context(|| format!("{at}.sessionDuration"))?
+        }
+    };
+    let resolvers = match config.pointer("/signIn/resolvers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                if item.get("resolver").and_then(Value::as_str).is_none() {
+                    bail!("{at}.signIn.resolvers[{index}].resolver: required");
+                }
+            }
+            items.clone()
+        }
+        Some(other) => bail!("{at}.signIn.resolvers: expected a list, got {other}"),
+    };
+    Ok(Some(portico_auth::oauth::OAuthOptions {
+        id: id.to_owned(),
+        kind,
+        client_id,
+        client_secret,
+        callback_url: text("callbackUrl")?.unwrap_or_else(|| format!("{issuer}/{id}/handler/frame")),
+        scopes,
+        prompt: text("prompt")?.filter(|prompt| prompt != "auto"),
+        session_duration,
+        resolvers,
+    }))
 }
 
 fn string(root: &Value, key: &str) -> anyhow::Result<Option<String>> {

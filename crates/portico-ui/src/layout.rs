@@ -144,7 +144,13 @@ pub(crate) fn page_with_status(
                         input #top-q type="search" name="q" placeholder="Search the catalog";
                     }
                     @if let Identity::User { user_entity_ref, .. } = &chrome.identity {
-                        span.user { "Signed in as " (user_entity_ref) }
+                        span.user {
+                            "Signed in as "
+                            @match crate::view::Ref::parse(user_entity_ref, Some("user"), "default") {
+                                Some(user) => a href=(user.href()) title="Your profile" { (user_entity_ref) },
+                                None => (user_entity_ref),
+                            }
+                        }
                         form.theme method="post" action="/sign-out" {
                             (csrf_field(chrome))
                             button type="submit" { "Sign out" }

@@ -30,6 +30,8 @@ mod view;
 mod yaml;
 
 pub use crate::layout::cookie;
+pub use crate::pages::misc::format_time;
+pub use crate::pages::session::{session_cookie, SESSION_COOKIE};
 
 /// What the UI shows about this installation; from `app.title` and `organization.name`.
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ pub fn router(app: Arc<App>, options: UiOptions, auth: Arc<Auth>) -> Router {
         .route("/settings/policy/reset", post(pages::policy::reset))
         .route("/sign-in", get(pages::session::sign_in_page))
         .route("/sign-in/guest", post(pages::session::sign_in_guest))
+        .route("/sign-in/done", get(pages::session::sign_in_done))
         .route("/sign-out", post(pages::session::sign_out))
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::misc::not_found)

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod catalog;
 pub(crate) mod health;
+pub(crate) mod oauth;
 pub(crate) mod permission;
 
 use std::sync::Arc;

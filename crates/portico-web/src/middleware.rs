@@ -28,9 +28,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn layer(router: Router, app: Arc<App>, auth: Arc<Auth>) -> Router {
     let limiter = Arc::new(SignInLimiter::keyed(governor::Quota::per_minute(SIGN_INS_PER_MINUTE)));
+    let app_for_identity = app.clone();
     router
         .layer(axum::middleware::from_fn_with_state(app, audit))
-        .layer(axum::middleware::from_fn_with_state(auth, identify))
+        .layer(axum::middleware::from_fn_with_state((app_for_identity, auth), identify))
         .layer(axum::middleware::from_fn_with_state(limiter, limit_sign_ins))
         .layer(axum::middleware::from_fn(error_envelope))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -129,7 +130,8 @@ type SignInLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
 /// per client address: guessing or hammering a provider gets 429.
 async fn limit_sign_ins(State(limiter): State<Arc<SignInLimiter>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let is_sign_in = (path.starts_with("/api/auth/") && path.ends_with("/refresh"))
+    let is_sign_in = (path.starts_with("/api/auth/")
+        && (path.ends_with("/refresh") || path.ends_with("/start") || path.ends_with("/handler/frame")))
         || (path.starts_with("/sign-in/") && request.method() == axum::http::Method::POST);
     if is_sign_in {
         let address = request
@@ -168,7 +170,11 @@ impl IntoResponse for ErrorMarker {
 /// Portico says so at startup); with it, every `/api` route but the auth plugin's requires
 /// valid credentials (401 otherwise), health stays open, and UI pages need a session cookie
 /// (visitors without one are sent to the sign-in page).
-async fn identify(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+async fn identify(
+    State((app, auth)): State<(Arc<App>, Arc<Auth>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_owned();
     let bearer = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(
         |value| {
@@ -193,16 +199,20 @@ async fn identify(State(auth): State<Arc<Auth>>, mut request: Request, next: Nex
         None => None,
     };
     let is_api = path.starts_with("/api/");
-    // The UI's session is the user token in an HttpOnly cookie, accepted for pages only.
+    // The UI's session is a limited user token in the HttpOnly `backstage-auth` cookie,
+    // accepted for pages only; ownership comes from the catalog, as at sign-in.
     let identity = match identity {
         Some(identity) => Some(identity),
         None if !is_api && auth.required() => {
-            match portico_ui::cookie(request.headers(), "portico-session").filter(|token| !token.is_empty()) {
-                Some(token) => match auth.authenticate(&token).await {
-                    Ok(Principal::User { user_entity_ref, ownership_entity_refs }) => {
-                        Some(Identity::User { user_entity_ref, ownership_entity_refs })
-                    }
-                    _ => None,
+            match portico_ui::cookie(request.headers(), portico_ui::SESSION_COOKIE)
+                .filter(|token| !token.is_empty())
+            {
+                Some(token) => match auth.authenticate_limited(&token).await {
+                    Ok(user_entity_ref) => Some(Identity::User {
+                        ownership_entity_refs: app.ownership_of(&user_entity_ref),
+                        user_entity_ref,
+                    }),
+                    Err(_) => None,
                 },
                 None => None,
             }

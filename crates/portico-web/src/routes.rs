@@ -33,22 +33,31 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         )
         .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog::get_location_by_entity))
         .route("/openapi.json", get(catalog::get_openapi))
+        .route("/.backstage/auth/v1/cookie", crate::api::auth::cookie_route("catalog"))
         .route(
             "/.well-known/backstage/permissions/apply-conditions",
             post(crate::api::permission::apply_conditions),
         )
         .route("/.well-known/backstage/permissions/metadata", get(crate::api::permission::metadata));
     let auth_routes = Router::new()
-        .route("/{provider}/refresh", get(auth::refresh))
+        .route("/{provider}/refresh", get(auth::refresh).post(auth::refresh))
+        .route("/{provider}/start", get(crate::api::oauth::start))
+        .route(
+            "/{provider}/handler/frame",
+            get(crate::api::oauth::handler_frame).post(crate::api::oauth::handler_frame),
+        )
+        .route("/{provider}/logout", post(crate::api::oauth::logout))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/.well-known/openid-configuration", get(auth::openid_configuration))
         .route("/v1/userinfo", get(auth::userinfo))
         .route("/v1/token", get(auth::token).post(auth::token))
+        .route("/.backstage/auth/v1/cookie", auth::cookie_route("auth"))
         .with_state(auth::AuthState { app: app.clone(), auth: auth.clone() });
     let audit_app = app.clone();
     let audit_routes = Router::new().route("/events", get(crate::api::audit::events)).with_state(app.clone());
     let permission_routes = Router::new()
         .route("/authorize", post(crate::api::permission::authorize))
+        .route("/.backstage/auth/v1/cookie", crate::api::auth::cookie_route("permission"))
         .route(
             "/policy",
             get(crate::api::permission::get_policy)
@@ -66,6 +75,7 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         .route("/.backstage/health/v1/liveness", get(health::liveness))
         .with_state(app.clone())
         .nest("/api/auth", auth_routes)
-        .merge(portico_ui::router(app, ui, auth.clone()));
+        .merge(portico_ui::router(app, ui, auth.clone()))
+        .layer(axum::Extension(auth.clone()));
     crate::middleware::layer(router, audit_app, auth)
 }

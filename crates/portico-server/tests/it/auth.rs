@@ -301,7 +301,7 @@ fn the_ui_session_cookie_is_http_only_and_sign_in_never_redirects_off_site() {
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/catalog?kind=api");
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.starts_with("portico-session=ey"), "{cookie}");
+    assert!(cookie.starts_with("backstage-auth=ey"), "{cookie}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"),
         "{cookie}"
@@ -310,8 +310,44 @@ fn the_ui_session_cookie_is_http_only_and_sign_in_never_redirects_off_site() {
         let response = sign_in(hostile);
         assert_eq!(response.headers()["location"], "/", "{hostile}");
     }
-    // The session cookie opens UI pages but never the API.
+    // The session cookie holds a limited user token: it opens UI pages but never the API, not
+    // even as a bearer token.
     let session = cookie.split(';').next().unwrap().to_owned();
+    let limited = session.trim_start_matches("backstage-auth=");
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(limited.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["typ"], "vnd.backstage.limited-user");
+    let as_bearer =
+        client.get(format!("{}/api/catalog/entities", server.base)).bearer_auth(limited).send().unwrap();
+    assert_eq!(as_bearer.status(), 401);
+
+    // A plugin's cookie endpoint turns a user token into the same kind of cookie, for its path.
+    let token = guest_token(&server).1["backstageIdentity"]["token"].as_str().unwrap().to_owned();
+    let issued = client
+        .get(format!("{}/api/catalog/.backstage/auth/v1/cookie", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(issued.status(), 200);
+    let cookie = issued.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("backstage-auth=ey")
+            && cookie.contains("Path=/api/catalog")
+            && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let body: Value = issued.json().unwrap();
+    assert!(body["expiresAt"].as_str().unwrap().ends_with(".000Z"), "{body}");
+    let without_token =
+        client.get(format!("{}/api/catalog/.backstage/auth/v1/cookie", server.base)).send().unwrap();
+    assert_eq!(without_token.status(), 401);
+    let cleared = client
+        .delete(format!("{}/api/catalog/.backstage/auth/v1/cookie", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(cleared.status(), 204);
+    assert!(cleared.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
     let page = client.get(format!("{}/catalog", server.base)).header("cookie", &session).send().unwrap();
     assert_eq!(page.status(), 200);
     let api = client
@@ -406,6 +442,22 @@ fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audit
     };
     assert!(page("alpha").contains("action=\"/catalog/default/component/alpha/refresh\""));
     assert!(!page("beta").contains("action=\"/catalog/default/component/beta/refresh\""));
+
+    // "Owned by me" in the catalog table: what jane's groups own, not the rest.
+    let mine = |query: &str| {
+        browser
+            .get(format!("{}/catalog?kind=component{query}", server.base))
+            .header("cookie", &session)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let owned = mine("&owned=me");
+    assert!(owned.contains(">alpha<") && !owned.contains(">beta<"), "{owned}");
+    assert!(owned.contains("Owned by me and my groups"));
+    let everyone = mine("");
+    assert!(everyone.contains(">alpha<") && everyone.contains(">beta<"));
 
     // The same decisions through Backstage's permission endpoint.
     let item = |id: &str, name: &str, resource: Option<&str>| {

@@ -57,31 +57,5 @@ fn backstage_catalog_client_works_unchanged() {
 
 /// Installs the client once into a cache directory; `None` (skipped) when impossible.
 fn install_client() -> Option<PathBuf> {
-    let unavailable = |reason: String| -> Option<PathBuf> {
-        if portico_testing::require("node") {
-            panic!("node is required by PORTICO_TEST_REQUIRE but not usable: {reason}");
-        }
-        eprintln!("skipping: Node.js catalog-client check not available ({reason})");
-        None
-    };
-    if Command::new("node").arg("--version").output().is_err() {
-        return unavailable("no `node` on PATH".into());
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let prefix = home.join(".cache").join("portico-node").join(PACKAGE.replace(['@', '/'], "_"));
-    let modules = prefix.join("node_modules");
-    if modules.join("@backstage/catalog-client/package.json").exists() {
-        return Some(modules);
-    }
-    std::fs::create_dir_all(&prefix).ok()?;
-    let output = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-        .arg(&prefix)
-        .arg(PACKAGE)
-        .output();
-    match output {
-        Ok(output) if output.status.success() => Some(modules),
-        Ok(output) => unavailable(format!("npm install failed: {}", String::from_utf8_lossy(&output.stderr))),
-        Err(error) => unavailable(format!("cannot run npm: {error}")),
-    }
+    crate::support::npm_package(PACKAGE, "@backstage/catalog-client/package.json")
 }

@@ -9,5 +9,6 @@ mod auth;
 mod catalog_client;
 mod cli;
 mod ingest;
+mod oidc;
 mod support;
 mod ui;

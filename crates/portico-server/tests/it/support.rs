@@ -281,3 +281,37 @@ pub fn catalog_with(target: &str) -> String {
         "catalog:\n  rules:\n    - allow: [Component, System, API, Resource, Location, Domain, Group, User, Template]\n  locations:\n    - type: file\n      target: {target}\n"
     )
 }
+
+/// Installs an npm package (`name@version`) once into `~/.cache/portico-node/<spec>` and
+/// evaluates to its `node_modules` (for `NODE_PATH`); `None`, with the reason printed, where Node
+/// or the package cannot be had, unless `PORTICO_TEST_REQUIRE` names `node`, which fails instead.
+/// `probe` is a file under `node_modules` that exists once installed.
+pub fn npm_package(spec: &str, probe: &str) -> Option<PathBuf> {
+    let unavailable = |reason: String| -> Option<PathBuf> {
+        if portico_testing::require("node") {
+            panic!("node is required by PORTICO_TEST_REQUIRE but not usable: {reason}");
+        }
+        eprintln!("skipping: {spec} for Node.js not available ({reason})");
+        None
+    };
+    if std::process::Command::new("node").arg("--version").output().is_err() {
+        return unavailable("no `node` on PATH".into());
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let prefix = home.join(".cache").join("portico-node").join(spec.replace(['@', '/'], "_"));
+    let modules = prefix.join("node_modules");
+    if modules.join(probe).exists() {
+        return Some(modules);
+    }
+    std::fs::create_dir_all(&prefix).ok()?;
+    let output = std::process::Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+        .arg(&prefix)
+        .arg(spec)
+        .output();
+    match output {
+        Ok(output) if output.status.success() => Some(modules),
+        Ok(output) => unavailable(format!("npm install failed: {}", String::from_utf8_lossy(&output.stderr))),
+        Err(error) => unavailable(format!("cannot run npm: {error}")),
+    }
+}

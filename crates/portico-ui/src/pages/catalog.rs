@@ -37,6 +37,9 @@ pub(crate) struct Params {
     system: String,
     #[serde(default)]
     status: String,
+    /// `me`: only what the signed-in user or their groups own.
+    #[serde(default)]
+    owned: String,
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -78,8 +81,20 @@ impl Params {
 
     /// The filter as a JSON predicate (values may hold commas, which the `filter=` syntax cannot
     /// carry), leaving out the facet `except`.
-    fn predicate(&self, kind: &str, except: Option<&str>) -> QueryFilter {
+    fn predicate(&self, kind: &str, except: Option<&str>, identity: &Identity) -> QueryFilter {
         let mut all = Vec::new();
+        if self.owned == "me" {
+            let mine = match identity {
+                Identity::User { ownership_entity_refs, .. } => ownership_entity_refs.clone(),
+                _ => Vec::new(),
+            };
+            if mine.is_empty() {
+                // Nobody is signed in, so nothing is "mine".
+                all.push(json!({ "$not": {} }));
+            } else {
+                all.push(json!({ "relations.ownedBy": { "$in": mine } }));
+            }
+        }
         if kind != "all" {
             all.push(json!({ "kind": kind }));
         }
@@ -110,6 +125,7 @@ impl Params {
             ("tag", &self.tag),
             ("namespace", &self.namespace),
             ("status", &self.status),
+            ("owned", &self.owned),
             ("q", &self.q),
             ("sort", &self.sort),
             ("dir", &self.dir),
@@ -254,7 +270,7 @@ fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> R
     let sort = SORT_KEYS.iter().find(|key| **key == params.sort).copied().unwrap_or("metadata.name");
     let descending = params.dir == "desc";
     let request = QueryRequest {
-        filter: params.predicate(kind, None),
+        filter: params.predicate(kind, None, &identity),
         order: Some(OrderField {
             field: sort.to_owned(),
             order: if descending { SortOrder::Desc } else { SortOrder::Asc },
@@ -289,7 +305,7 @@ fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> R
         if base == "/api-docs" && facet.param == "namespace" {
             continue;
         }
-        let filter = params.predicate(kind, Some(facet.param));
+        let filter = params.predicate(kind, Some(facet.param), &identity);
         if let Ok(mut result) = ui.app.entity_facets_within(
             &identity,
             &filter,
@@ -359,6 +375,13 @@ fn table(ui: &Ui, chrome: &Chrome, params: &Params, kind: &str, base: &str) -> R
                                 }
                             }
                         }
+                    }
+                }
+                @if matches!(identity, Identity::User { .. }) {
+                    label for="f-owned" { "Ownership" }
+                    select #f-owned name="owned" {
+                        option value="" { "Everyone's" }
+                        option value="me" selected[params.owned == "me"] { "Owned by me and my groups" }
                     }
                 }
                 label for="f-status" { "Processing status" }

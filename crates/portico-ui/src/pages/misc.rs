@@ -139,7 +139,8 @@ pub(crate) async fn audit(
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS`.
-pub(crate) fn format_time(millis: i64) -> String {
+/// `YYYY-MM-DD HH:MM:SS` in UTC for milliseconds since the epoch.
+pub fn format_time(millis: i64) -> String {
     let seconds = millis.div_euclid(1000);
     let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

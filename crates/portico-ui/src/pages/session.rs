@@ -15,8 +15,26 @@ use portico_app::identity::Identity;
 use crate::layout::{self, Chrome};
 use crate::Ui;
 
-/// The session cookie: a Backstage user token.
-pub(crate) const SESSION_COOKIE: &str = "portico-session";
+/// The session cookie: a limited Backstage user token (reference §B.6), which proves who the
+/// user is to pages but is refused as an API credential.
+pub const SESSION_COOKIE: &str = "backstage-auth";
+
+/// The `Set-Cookie` value opening a UI session for the holder of a full user `token`.
+pub async fn session_cookie(auth: &portico_auth::Auth, token: &str) -> Option<HeaderValue> {
+    let limited = match auth.limited_token(token).await {
+        Ok(limited) => limited,
+        Err(error) => {
+            tracing::error!(%error, "making the session's limited token failed");
+            return None;
+        }
+    };
+    let secure = if auth.options().issuer.starts_with("https://") { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        limited.token, limited.expires_in_seconds
+    ))
+    .ok()
+}
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct Next {
@@ -33,11 +51,45 @@ fn local_path(next: &str) -> String {
     }
 }
 
-pub(crate) async fn sign_in_page(State(ui): State<Ui>, chrome: Chrome, Query(next): Query<Next>) -> Response {
-    let next = local_path(&next.next);
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct SignInParams {
+    #[serde(default)]
+    next: String,
+    /// Set by a provider's redirect flow when sign-in failed.
+    #[serde(default)]
+    error: String,
+}
+
+pub(crate) async fn sign_in_page(
+    State(ui): State<Ui>,
+    chrome: Chrome,
+    Query(params): Query<SignInParams>,
+) -> Response {
+    let next = local_path(&params.next);
     let guest = ui.auth.options().guest.as_ref();
+    // The provider sends the browser back here after the redirect flow (no popup).
+    let base = ui.auth.options().issuer.trim_end_matches("/api/auth").to_owned();
+    let back = format!(
+        "{base}/sign-in/done?{}",
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("next", &next).finish()
+    );
+    let error = params.error.trim();
     let body = html! {
         h1 { "Sign in to " (ui.options.app_title) }
+        @if !error.is_empty() {
+            p.error-message role="alert" { "Sign-in failed: " (error) }
+        }
+        @for provider in ui.auth.providers() {
+            section.card aria-labelledby={ "provider-" (provider.options().id) } {
+                h2 id={ "provider-" (provider.options().id) } { (provider.title()) }
+                form method="get" action={ "/api/auth/" (provider.options().id) "/start" } {
+                    input type="hidden" name="env" value=(ui.auth.options().environment);
+                    input type="hidden" name="flow" value="redirect";
+                    input type="hidden" name="redirectUrl" value=(back);
+                    button type="submit" { "Sign in with " (provider.title()) }
+                }
+            }
+        }
         @if let Some(guest) = guest {
             section.card aria-labelledby="guest-heading" {
                 h2 #guest-heading { "Guest" }
@@ -48,11 +100,26 @@ pub(crate) async fn sign_in_page(State(ui): State<Ui>, chrome: Chrome, Query(nex
                     button type="submit" { "Sign in as guest" }
                 }
             }
-        } @else {
+        } @else if ui.auth.providers().is_empty() {
             p { "No sign-in provider for the browser is configured." }
         }
     };
     layout::page(&ui, &chrome, "Sign in", body)
+}
+
+/// Where a provider's redirect flow lands: on to `next` when signed in (the session cookie was
+/// set by the auth handler), else back to the sign-in page with the error.
+pub(crate) async fn sign_in_done(
+    State(ui): State<Ui>,
+    chrome: Chrome,
+    Query(params): Query<SignInParams>,
+) -> Response {
+    if params.error.trim().is_empty() {
+        return Redirect::to(&local_path(&params.next)).into_response();
+    }
+    let mut response = sign_in_page(State(ui), chrome, Query(params)).await;
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response
 }
 
 pub(crate) async fn sign_in_guest(
@@ -95,23 +162,31 @@ pub(crate) async fn sign_in_guest(
     if let Err(error) = ui.app.record_audit(&user, "auth.sign-in", "guest", &source, "web UI").await {
         tracing::error!(%error, "writing the audit log failed");
     }
-    let secure = if ui.auth.options().issuer.starts_with("https://") { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        issued.token, issued.expires_in_seconds
-    );
     let mut response = Redirect::to(&local_path(&next.next)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    if let Some(value) = session_cookie(&ui.auth, &issued.token).await {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
 
-pub(crate) async fn sign_out() -> Response {
+/// Ends the UI session and the providers' sessions (their refresh cookies), so the next
+/// sign-in asks the provider again.
+pub(crate) async fn sign_out(State(ui): State<Ui>) -> Response {
     let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().append(
+    let headers = response.headers_mut();
+    headers.append(
         header::SET_COOKIE,
-        HeaderValue::from_static("portico-session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static("backstage-auth=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
+    for provider in ui.auth.providers() {
+        let id = &provider.options().id;
+        let (path, _) = provider.cookie_scope();
+        for name in ["refresh-token", "granted-scope"] {
+            let cookie = format!("{id}-{name}=; Path={path}; HttpOnly; SameSite=Lax; Max-Age=0");
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
+    }
     response
 }

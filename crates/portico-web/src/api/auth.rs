@@ -26,7 +26,7 @@ fn authentication(message: impl Into<String>) -> ApiError {
     ApiError { name: "AuthenticationError", message: message.into(), status: StatusCode::UNAUTHORIZED }
 }
 
-/// `GET /api/auth/:provider/refresh`. Only the guest provider exists so far. Like Backstage, the
+/// `GET|POST /api/auth/:provider/refresh` (OAuth providers are in `oauth`). Like Backstage, the
 /// request must carry `X-Requested-With: XMLHttpRequest`, which a cross-site form cannot send.
 pub(crate) async fn refresh(
     State(state): State<AuthState>,
@@ -34,6 +34,11 @@ pub(crate) async fn refresh(
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(oauth) = state.auth.provider(&provider) {
+        let source = connection
+            .map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(address))| address.ip().to_string());
+        return crate::api::oauth::refresh(&state, oauth, &headers, &source).await;
+    }
     let Some(guest) = state.auth.options().guest.as_ref().filter(|_| provider == "guest") else {
         return Err(ApiError {
             name: "NotFoundError",
@@ -104,4 +109,59 @@ pub(crate) async fn userinfo(Extension(identity): Extension<Identity>) -> Result
 /// `/api/auth/v1/token` is not implemented by Backstage either.
 pub(crate) async fn token() -> Response {
     (StatusCode::NOT_IMPLEMENTED, "").into_response()
+}
+
+/// `GET|DELETE /api/<plugin>/.backstage/auth/v1/cookie` (reference §A) for one plugin: `GET`
+/// turns the caller's user token into a `backstage-auth` cookie holding the limited user token,
+/// scoped to the plugin's path, and answers `{expiresAt}`; `DELETE` clears it (204).
+pub(crate) fn cookie_route<S: Clone + Send + Sync + 'static>(
+    plugin: &'static str,
+) -> axum::routing::MethodRouter<S> {
+    axum::routing::get(move |Extension(auth): Extension<Arc<Auth>>, headers: HeaderMap| {
+        issue_cookie(plugin, auth, headers)
+    })
+    .delete(move || async move { clear_cookie(plugin) })
+}
+
+async fn issue_cookie(
+    plugin: &'static str,
+    auth: Arc<Auth>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .ok_or_else(|| authentication("A user token is required to issue a cookie"))?;
+    let limited = auth.limited_token(&token).await.map_err(|error| authentication(error.to_string()))?;
+    let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(limited.expires_in_seconds);
+    let secure = if auth.options().issuer.starts_with("https://") { "; Secure" } else { "" };
+    let cookie = format!(
+        "backstage-auth={}; Path=/api/{plugin}; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        limited.token, limited.expires_in_seconds
+    );
+    let mut response = json_response(StatusCode::OK, json!({ "expiresAt": iso8601(expires) }).to_string());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+fn clear_cookie(plugin: &'static str) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!(
+        "backstage-auth=; Path=/api/{plugin}; HttpOnly; SameSite=Lax; Max-Age=0"
+    )) {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.000Z` (UTC), as JavaScript's `toISOString`.
+fn iso8601(time: std::time::SystemTime) -> String {
+    let millis = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis());
+    let utc = portico_ui::format_time(i64::try_from(millis).unwrap_or(i64::MAX));
+    format!("{}.000Z", utc.replace(' ', "T"))
 }
