@@ -37,6 +37,10 @@ pub struct AuthOptions {
     pub guest: Option<GuestOptions>,
     /// `backend.auth.externalAccess` entries of type `static`.
     pub static_tokens: Vec<StaticToken>,
+    /// Entries of type `legacy` (and the old `backend.auth.keys`): HS256 shared secrets.
+    pub legacy_keys: Vec<LegacyKey>,
+    /// Entries of type `jwks`: tokens of a third-party issuer, verified against its keys.
+    pub jwks_access: Vec<JwksAccess>,
     /// `backend.auth.dangerouslyDisableDefaultAuthPolicy`.
     pub disable_default_policy: bool,
     /// `auth.environment`: the per-environment provider blocks in use (`development` by default).
@@ -59,6 +63,47 @@ pub struct GuestOptions {
 pub struct StaticToken {
     pub token: String,
     pub subject: String,
+    pub restrictions: Vec<AccessRestriction>,
+}
+
+/// `accessRestrictions` of an external-access entry (reference §B.7): the plugins the
+/// credential may call and, per plugin, the permissions (by name or action) it may use; empty
+/// lists allow every permission of that plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRestriction {
+    pub plugin: String,
+    pub permissions: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+/// A legacy shared secret: HS256 tokens `{sub: "backstage-server", exp}` signed with it.
+#[derive(Clone)]
+pub struct LegacyKey {
+    /// The secret, base64-decoded.
+    pub secret: Vec<u8>,
+    pub subject: String,
+    pub restrictions: Vec<AccessRestriction>,
+}
+
+impl std::fmt::Debug for LegacyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyKey").field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
+/// Tokens of an external issuer, verified against the JWKS at `url`.
+#[derive(Debug, Clone)]
+pub struct JwksAccess {
+    pub url: String,
+    /// Accepted `iss` values.
+    pub issuers: Vec<String>,
+    /// Accepted algorithms (`RS256` and `ES256` unless configured).
+    pub algorithms: Vec<Algorithm>,
+    /// Accepted `aud` values; empty accepts any.
+    pub audiences: Vec<String>,
+    /// Prepended to the token's `sub` to make the service subject.
+    pub subject_prefix: String,
+    pub restrictions: Vec<AccessRestriction>,
 }
 
 impl std::fmt::Debug for StaticToken {
@@ -71,7 +116,7 @@ impl std::fmt::Debug for StaticToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     User { user_entity_ref: String, ownership_entity_refs: Vec<String> },
-    Service { subject: String },
+    Service { subject: String, restrictions: Vec<AccessRestriction> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +174,9 @@ pub struct Auth {
     options: AuthOptions,
     store: Store,
     providers: Vec<oauth::OAuthProvider>,
+    /// JWKS of external issuers by URL, with when they were fetched.
+    external_keys: tokio::sync::Mutex<HashMap<String, (std::time::Instant, jsonwebtoken::jwk::JwkSet)>>,
+    http: reqwest::Client,
     /// Newest first. Two replicas rotating at once each add a key, which is harmless.
     keys: parking_lot::RwLock<Vec<Arc<SigningKey>>>,
     /// Tokens already verified, with their expiry: an ES256 verification costs about as much
@@ -226,6 +274,8 @@ impl Auth {
             options,
             store,
             providers,
+            external_keys: tokio::sync::Mutex::new(HashMap::new()),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
             keys: parking_lot::RwLock::new(Vec::new()),
             verified: parking_lot::Mutex::new(HashMap::new()),
         });
@@ -243,6 +293,8 @@ impl Auth {
         !self.options.disable_default_policy
             && (self.options.guest.is_some()
                 || !self.options.static_tokens.is_empty()
+                || !self.options.legacy_keys.is_empty()
+                || !self.options.jwks_access.is_empty()
                 || !self.providers.is_empty())
     }
 
@@ -337,11 +389,21 @@ impl Auth {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         if let Some(entry) = self.options.static_tokens.iter().find(|entry| same_secret(&entry.token, token))
         {
-            return Ok(Principal::Service { subject: entry.subject.clone() });
+            return Ok(Principal::Service {
+                subject: entry.subject.clone(),
+                restrictions: entry.restrictions.clone(),
+            });
         }
         if let Some((principal, exp)) = self.verified.lock().get(token) {
             if *exp > now_seconds() {
                 return Ok(principal.clone());
+            }
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|error| AuthError::Invalid(format!("Invalid token: {error}")))?;
+        if header.typ.as_deref() != Some(USER_TOKEN_TYPE) {
+            if let Some(principal) = self.external(token, &header).await? {
+                return Ok(principal);
             }
         }
         let key = self.signing_key_of(token, USER_TOKEN_TYPE).await?;
@@ -391,6 +453,114 @@ impl Auth {
             format!("{}.{}.{uip}", URL_SAFE_NO_PAD.encode(header_json), URL_SAFE_NO_PAD.encode(payload_json));
         self.authenticate_limited(&limited).await?;
         Ok(IssuedToken { token: limited, expires_in_seconds: claims.exp.saturating_sub(now_seconds()) })
+    }
+
+    /// A legacy shared-secret token or an external issuer's token, when `token` is one;
+    /// `Ok(None)` leaves it to the user-token check.
+    async fn external(&self, token: &str, header: &Header) -> Result<Option<Principal>, AuthError> {
+        if header.alg == Algorithm::HS256 {
+            #[derive(Deserialize)]
+            struct Legacy {
+                sub: String,
+            }
+            for key in &self.options.legacy_keys {
+                let mut validation = Validation::new(Algorithm::HS256);
+                validation.set_required_spec_claims(&["exp", "sub"]);
+                validation.validate_aud = false;
+                validation.leeway = 0;
+                if let Ok(data) =
+                    jsonwebtoken::decode::<Legacy>(token, &DecodingKey::from_secret(&key.secret), &validation)
+                {
+                    if data.claims.sub == "backstage-server" {
+                        return Ok(Some(Principal::Service {
+                            subject: key.subject.clone(),
+                            restrictions: key.restrictions.clone(),
+                        }));
+                    }
+                }
+            }
+            return Err(AuthError::Invalid("Invalid token: no legacy secret verifies it".into()));
+        }
+        if self.options.jwks_access.is_empty() {
+            return Ok(None);
+        }
+        if let Some((principal, exp)) = self.verified.lock().get(token) {
+            if *exp > now_seconds() {
+                return Ok(Some(principal.clone()));
+            }
+        }
+        #[derive(Deserialize)]
+        struct External {
+            sub: String,
+            exp: u64,
+        }
+        for access in &self.options.jwks_access {
+            if !access.algorithms.contains(&header.alg) {
+                continue;
+            }
+            let Some(key) = self.external_key(access, header.kid.as_deref()).await? else { continue };
+            // Only the token's own algorithm (checked against the allowed ones above): the
+            // decoder refuses a list mixing key families.
+            let mut validation = Validation::new(header.alg);
+            validation.set_issuer(&access.issuers);
+            if access.audiences.is_empty() {
+                validation.validate_aud = false;
+            } else {
+                validation.set_audience(&access.audiences);
+            }
+            validation.leeway = 0;
+            if let Ok(data) = jsonwebtoken::decode::<External>(token, &key, &validation) {
+                let principal = Principal::Service {
+                    subject: format!("{}{}", access.subject_prefix, data.claims.sub),
+                    restrictions: access.restrictions.clone(),
+                };
+                let mut verified = self.verified.lock();
+                if verified.len() >= VERIFIED_CACHE {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), (principal.clone(), data.claims.exp));
+                return Ok(Some(principal));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The external issuer's key `kid` (its JWKS fetched once, and again, at most every 30 s,
+    /// when a token names a key not seen yet).
+    async fn external_key(
+        &self,
+        access: &JwksAccess,
+        kid: Option<&str>,
+    ) -> Result<Option<DecodingKey>, AuthError> {
+        let find = |set: &jsonwebtoken::jwk::JwkSet| -> Option<DecodingKey> {
+            let jwk = match kid {
+                Some(kid) => set.find(kid),
+                None => set.keys.first(),
+            }?;
+            DecodingKey::from_jwk(jwk).ok()
+        };
+        let mut cache = self.external_keys.lock().await;
+        if let Some((fetched, set)) = cache.get(&access.url) {
+            if let Some(key) = find(set) {
+                return Ok(Some(key));
+            }
+            if fetched.elapsed() < Duration::from_secs(30) {
+                return Ok(None);
+            }
+        }
+        let set: jsonwebtoken::jwk::JwkSet = self
+            .http
+            .get(&access.url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|error| AuthError::Key(format!("fetching {}: {error}", access.url)))?
+            .json()
+            .await
+            .map_err(|error| AuthError::Key(format!("reading {}: {error}", access.url)))?;
+        let key = find(&set);
+        cache.insert(access.url.clone(), (std::time::Instant::now(), set));
+        Ok(key)
     }
 
     /// The stored key that signed `token`, whose header must have `typ`.

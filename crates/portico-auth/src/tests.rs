@@ -12,7 +12,13 @@ fn options() -> AuthOptions {
         issuer: "http://localhost:7007/api/auth".into(),
         token_lifetime: Duration::from_secs(3600),
         guest: None,
-        static_tokens: vec![StaticToken { token: "static-secret-token".into(), subject: "ci".into() }],
+        static_tokens: vec![StaticToken {
+            token: "static-secret-token".into(),
+            subject: "ci".into(),
+            restrictions: Vec::new(),
+        }],
+        legacy_keys: Vec::new(),
+        jwks_access: Vec::new(),
         disable_default_policy: false,
         environment: "development".into(),
         oauth: Vec::new(),
@@ -74,7 +80,7 @@ async fn issued_tokens_have_backstage_shape_and_verify() {
     );
     assert_eq!(
         auth.authenticate("static-secret-token").await.unwrap(),
-        Principal::Service { subject: "ci".into() }
+        Principal::Service { subject: "ci".into(), restrictions: Vec::new() }
     );
 }
 
@@ -111,7 +117,9 @@ async fn a_verified_token_is_remembered_until_it_expires() {
     assert!(auth.authenticate(&token).await.is_ok());
     assert!(auth.verified.lock().contains_key(&token));
     // A remembered token past its expiry is verified again (and refused).
-    auth.verified.lock().insert(token.clone(), (Principal::Service { subject: "stale".into() }, 1));
+    auth.verified
+        .lock()
+        .insert(token.clone(), (Principal::Service { subject: "stale".into(), restrictions: Vec::new() }, 1));
     assert_eq!(
         auth.authenticate(&token).await.unwrap(),
         Principal::User { user_entity_ref: "user:default/jane".into(), ownership_entity_refs: vec![] }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use base64::Engine as _;
 use portico_app::engine::EngineOptions;
 use portico_app::reader::AllowedHost;
 use portico_app::rules::{LocationMatcher, Rule, Rules};
@@ -176,6 +177,8 @@ fn auth_options(root: &Value, base_url: &str) -> anyhow::Result<portico_auth::Au
         }
     };
     let mut static_tokens = Vec::new();
+    let mut legacy_keys = Vec::new();
+    let mut jwks_access = Vec::new();
     if let Some(entries) = get(root, "backend.auth.externalAccess") {
         let Value::Array(entries) = entries else { bail!("backend.auth.externalAccess: expected a list") };
         for (index, entry) in entries.iter().enumerate() {
@@ -183,26 +186,87 @@ fn auth_options(root: &Value, base_url: &str) -> anyhow::Result<portico_auth::Au
             let kind = entry.get("type").and_then(Value::as_str).unwrap_or("");
             // Early docs spelled the block `config`; the schema says `options`. Accept both.
             let options = entry.get("options").or_else(|| entry.get("config")).unwrap_or(&Value::Null);
+            let text = |key: &str| options.get(key).and_then(Value::as_str).unwrap_or("");
+            let restrictions = access_restrictions(entry.get("accessRestrictions"), &at)?;
             match kind {
                 "static" => {
-                    let token = options.get("token").and_then(Value::as_str).unwrap_or("");
-                    let subject = options.get("subject").and_then(Value::as_str).unwrap_or("");
+                    let token = text("token");
                     if token.len() < 8 || token.chars().any(char::is_whitespace) {
                         bail!("{at}.options.token: a static token must be at least 8 characters without whitespace");
                     }
-                    if subject.is_empty() {
+                    if text("subject").is_empty() {
                         bail!("{at}.options.subject: required for a static token");
                     }
                     static_tokens.push(portico_auth::StaticToken {
                         token: token.to_owned(),
-                        subject: subject.to_owned(),
+                        subject: text("subject").to_owned(),
+                        restrictions,
                     });
                 }
-                "legacy" | "jwks" => {
-                    bail!("{at}.type: external access of type {kind} is not supported by Portico yet")
+                "legacy" => {
+                    let secret = base64::engine::general_purpose::STANDARD
+                        .decode(text("secret"))
+                        .ok()
+                        .filter(|secret| !secret.is_empty())
+                        .with_context(|| format!("{at}.options.secret: required, a base64 string"))?;
+                    if text("subject").is_empty() {
+                        bail!("{at}.options.subject: required for a legacy secret");
+                    }
+                    legacy_keys.push(portico_auth::LegacyKey {
+                        secret,
+                        subject: text("subject").to_owned(),
+                        restrictions,
+                    });
+                }
+                "jwks" => {
+                    let url = text("url");
+                    url::Url::parse(url)
+                        .with_context(|| format!("{at}.options.url: required, the JWKS URL"))?;
+                    let list = |key: &str| string_list(options.get(key), &format!("{at}.options.{key}"));
+                    let issuers = list("issuer")?;
+                    if issuers.is_empty() {
+                        bail!("{at}.options.issuer: required for jwks");
+                    }
+                    let algorithms = match list("algorithm")? {
+                        names if names.is_empty() => {
+                            vec![jsonwebtoken::Algorithm::RS256, jsonwebtoken::Algorithm::ES256]
+                        }
+                        names => names
+                            .iter()
+                            .map(|name| {
+                                name.parse::<jsonwebtoken::Algorithm>()
+                                    .ok()
+                                    .filter(|algorithm| !matches!(algorithm, jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512))
+                                    .with_context(|| format!("{at}.options.algorithm: {name:?} is not an asymmetric JWS algorithm"))
+                            })
+                            .collect::<anyhow::Result<_>>()?,
+                    };
+                    jwks_access.push(portico_auth::JwksAccess {
+                        url: url.to_owned(),
+                        issuers,
+                        algorithms,
+                        audiences: list("audience")?,
+                        subject_prefix: text("subjectPrefix").to_owned(),
+                        restrictions,
+                    });
                 }
                 other => bail!("{at}.type: expected static, legacy or jwks, got {other:?}"),
             }
+        }
+    }
+    // The old form: `backend.auth.keys: [{secret}]`, every key verifies.
+    if let Some(Value::Array(keys)) = get(root, "backend.auth.keys") {
+        for (index, key) in keys.iter().enumerate() {
+            let secret = key
+                .get("secret")
+                .and_then(Value::as_str)
+                .and_then(|secret| base64::engine::general_purpose::STANDARD.decode(secret).ok())
+                .with_context(|| format!("backend.auth.keys[{index}].secret: required, a base64 string"))?;
+            legacy_keys.push(portico_auth::LegacyKey {
+                secret,
+                subject: "external:backstage-plugin".into(),
+                restrictions: Vec::new(),
+            });
         }
     }
     let disable_default_policy =
@@ -233,11 +297,60 @@ fn auth_options(root: &Value, base_url: &str) -> anyhow::Result<portico_auth::Au
         token_lifetime,
         guest,
         static_tokens,
+        legacy_keys,
+        jwks_access,
         disable_default_policy,
         environment,
         oauth,
         allowed_origins,
     })
+}
+
+/// `accessRestrictions: [{plugin, permission?, permissionAttribute?: {action}}]` of an
+/// external-access entry.
+fn access_restrictions(
+    value: Option<&Value>,
+    at: &str,
+) -> anyhow::Result<Vec<portico_auth::AccessRestriction>> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => bail!("{at}.accessRestrictions: expected a list, got {other}"),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let here = format!("{at}.accessRestrictions[{index}]");
+            let plugin = item
+                .get("plugin")
+                .and_then(Value::as_str)
+                .filter(|plugin| !plugin.is_empty())
+                .with_context(|| format!("{here}.plugin: required"))?;
+            Ok(portico_auth::AccessRestriction {
+                plugin: plugin.to_owned(),
+                permissions: string_list(item.get("permission"), &format!("{here}.permission"))?,
+                actions: string_list(
+                    item.get("permissionAttribute").and_then(|attribute| attribute.get("action")),
+                    &format!("{here}.permissionAttribute.action"),
+                )?,
+            })
+        })
+        .collect()
+}
+
+/// A string or a list of strings (`field` names it in errors); absent is empty.
+fn string_list(value: Option<&Value>, field: &str) -> anyhow::Result<Vec<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(one)) => Ok(vec![one.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .with_context(|| format!("{field}: expected strings")),
+        Some(other) => bail!("{field}: expected a string or a list, got {other}"),
+    }
 }
 
 /// `scheme://host[:port]` of a URL (the URL itself when it does not parse).

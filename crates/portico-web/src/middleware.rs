@@ -187,7 +187,27 @@ async fn identify(
             Ok(Principal::User { user_entity_ref, ownership_entity_refs }) => {
                 Some(Identity::User { user_entity_ref, ownership_entity_refs })
             }
-            Ok(Principal::Service { subject }) => Some(Identity::Service { subject }),
+            Ok(Principal::Service { subject, restrictions }) => {
+                // A restricted credential may only call the plugins it names.
+                let plugin = path.strip_prefix("/api/").and_then(|rest| rest.split('/').next());
+                if !restrictions.is_empty()
+                    && !plugin.is_some_and(|plugin| restrictions.iter().any(|r| r.plugin == plugin))
+                {
+                    return not_allowed(&format!(
+                        "This credential's access is restricted to the plugin(s) {}",
+                        restrictions.iter().map(|r| format!("'{}'", r.plugin)).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                let restrictions = restrictions
+                    .into_iter()
+                    .map(|r| portico_app::identity::Restriction {
+                        plugin: r.plugin,
+                        permissions: r.permissions,
+                        actions: r.actions,
+                    })
+                    .collect();
+                Some(Identity::Service { subject, restrictions })
+            }
             Err(error) => {
                 // In the open local mode a bad token is ignored, as no token would be.
                 if auth.required() {
@@ -243,6 +263,12 @@ async fn identify(
 fn unauthenticated(message: &str) -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     response.extensions_mut().insert(ErrorInfo { name: "AuthenticationError", message: message.to_owned() });
+    response
+}
+
+fn not_allowed(message: &str) -> Response {
+    let mut response = StatusCode::FORBIDDEN.into_response();
+    response.extensions_mut().insert(ErrorInfo { name: "NotAllowedError", message: message.to_owned() });
     response
 }
 

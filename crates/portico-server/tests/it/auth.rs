@@ -708,6 +708,105 @@ fn admins_edit_the_policy_in_the_ui_and_see_which_rule_decides() {
 }
 
 #[test]
+fn external_callers_with_legacy_secrets_external_jwks_and_access_restrictions() {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    // The external issuer's key, published as a JWKS by a file server.
+    let issuer_key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let der = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(&issuer_key).unwrap();
+    let point = issuer_key.public_key().to_encoded_point(false);
+    let jwks = json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "ext-1", "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()) }] });
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("jwks.json"), jwks.to_string()).unwrap();
+    let file_server = crate::support::FileServer::start(files.path());
+    let legacy_secret = b"a-shared-legacy-secret-of-32-bytes";
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write("catalog.yaml", CATALOG);
+    workspace.config(
+        port,
+        &format!(
+            "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: restricted-token-1234, subject: reader }}\n        accessRestrictions:\n          - plugin: catalog\n            permissionAttribute: {{ action: [read] }}\n      - type: legacy\n        options: {{ secret: {}, subject: legacy-caller }}\n      - type: jwks\n        options: {{ url: '{}', issuer: https://issuer.example, audience: portico, subjectPrefix: 'external:' }}\n{}",
+            STANDARD.encode(legacy_secret),
+            file_server.url("jwks.json"),
+            catalog_with("./catalog.yaml")
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    let status =
+        |token: &str| get_with(&server, "/api/catalog/entities?filter=kind=component", Some(token)).0;
+    let hs256 = |secret: &[u8], claims: &Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let later = now() + 600;
+
+    // Legacy shared secret: HS256 `{sub: backstage-server, exp}`.
+    assert_eq!(status(&hs256(legacy_secret, &json!({ "sub": "backstage-server", "exp": later }))), 200);
+    assert_eq!(
+        status(&hs256(
+            b"another-secret-entirely-32-bytes!",
+            &json!({ "sub": "backstage-server", "exp": later })
+        )),
+        401
+    );
+    assert_eq!(status(&hs256(legacy_secret, &json!({ "sub": "someone-else", "exp": later }))), 401);
+    assert_eq!(status(&hs256(legacy_secret, &json!({ "sub": "backstage-server", "exp": now() - 60 }))), 401);
+
+    // External issuer: signature from its JWKS, issuer, audience and expiry checked.
+    let external = |claims: Value| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("ext-1".into());
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()))
+            .unwrap()
+    };
+    let good = json!({ "iss": "https://issuer.example", "aud": "portico", "sub": "deployer", "exp": later });
+    assert_eq!(status(&external(good.clone())), 200);
+    let mut wrong_issuer = good.clone();
+    wrong_issuer["iss"] = json!("https://other.example");
+    assert_eq!(status(&external(wrong_issuer)), 401);
+    let mut wrong_audience = good.clone();
+    wrong_audience["aud"] = json!("someone-else");
+    assert_eq!(status(&external(wrong_audience)), 401);
+    let mut expired = good.clone();
+    expired["exp"] = json!(now() - 60);
+    assert_eq!(status(&external(expired)), 401);
+    // The audit log names the external caller with its prefix.
+    let refreshed = server
+        .client
+        .post(format!("{}/api/catalog/refresh", server.base))
+        .bearer_auth(external(good))
+        .json(&json!({ "entityRef": "component:default/alpha" }))
+        .send()
+        .unwrap();
+    assert_eq!(refreshed.status().as_u16(), 200);
+    let (_, audit) = get_with(
+        &server,
+        "/api/audit/events",
+        Some(&hs256(legacy_secret, &json!({ "sub": "backstage-server", "exp": later }))),
+    );
+    assert!(audit.to_string().contains("external:deployer"), "{audit}");
+
+    // A restricted credential: the catalog only, and there only reads.
+    assert_eq!(status("restricted-token-1234"), 200);
+    let refused = server
+        .client
+        .post(format!("{}/api/catalog/refresh", server.base))
+        .bearer_auth("restricted-token-1234")
+        .json(&json!({ "entityRef": "component:default/alpha" }))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403, "a write is outside its read-only restriction");
+    let (status, body) = get_with(&server, "/api/audit/events", Some("restricted-token-1234"));
+    assert_eq!(status, 403, "another plugin: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("restricted to the plugin(s) 'catalog'"));
+}
+
+#[test]
 fn admin_rights_reach_members_of_child_groups() {
     let workspace = Workspace::new();
     let port = free_port();

@@ -83,6 +83,21 @@ fn get(client: &reqwest::blocking::Client, jar: &mut Jar, url: &str) -> reqwest:
     response
 }
 
+/// `GET /api/auth/<provider>/refresh` as Backstage's frontend sends it, with the jar's cookies.
+fn refresh(
+    browser: &reqwest::blocking::Client,
+    server: &Server,
+    jar: &Jar,
+    provider: &str,
+) -> reqwest::blocking::Response {
+    browser
+        .get(format!("{}/api/auth/{provider}/refresh?env=development", server.base))
+        .header("cookie", jar.header())
+        .header("x-requested-with", "XMLHttpRequest")
+        .send()
+        .expect("refresh")
+}
+
 fn location(response: &reqwest::blocking::Response) -> String {
     response.headers().get("location").expect("a redirect").to_str().expect("text").to_owned()
 }
@@ -115,7 +130,14 @@ fn through_the_provider(provider: &Provider, authorize: &str, login: &str) -> St
     location(&response)
 }
 
+const RESOLVERS: &str = "            - resolver: emailMatchingUserEntityProfileEmail\n            - resolver: emailLocalPartMatchingUserEntityName\n              allowedDomains: [example.com]\n";
+
 fn setup() -> Option<(Workspace, Server, Provider)> {
+    setup_with(RESOLVERS)
+}
+
+/// A Portico signing in through a fresh OpenID provider, with these `signIn.resolvers` items.
+fn setup_with(resolvers: &str) -> Option<(Workspace, Server, Provider)> {
     let modules = npm_package(PACKAGE, "oidc-provider/package.json")?;
     let workspace = Workspace::new();
     let port = free_port();
@@ -124,7 +146,7 @@ fn setup() -> Option<(Workspace, Server, Provider)> {
     workspace.config(
         port,
         &format!(
-            "auth:\n  providers:\n    oidc:\n      development:\n        metadataUrl: {}/.well-known/openid-configuration\n        clientId: portico\n        clientSecret: portico-secret\n        signIn:\n          resolvers:\n            - resolver: emailMatchingUserEntityProfileEmail\n            - resolver: emailLocalPartMatchingUserEntityName\n              allowedDomains: [example.com]\n{}",
+            "auth:\n  providers:\n    oidc:\n      development:\n        metadataUrl: {}/.well-known/openid-configuration\n        clientId: portico\n        clientSecret: portico-secret\n        signIn:\n          resolvers:\n{resolvers}{}",
             provider.issuer,
             catalog_with("./catalog.yaml")
         ),
@@ -192,12 +214,7 @@ fn signing_in_through_a_real_openid_provider_with_pkce() {
     assert!(page.contains("Signed in as") && page.contains("user:default/jane"), "{page}");
 
     // Backstage's frontend refreshes from the refresh cookie and gets a Backstage token.
-    let refreshed = browser
-        .get(format!("{}/api/auth/oidc/refresh?env=development", server.base))
-        .header("cookie", jar.header())
-        .header("x-requested-with", "XMLHttpRequest")
-        .send()
-        .expect("refresh");
+    let refreshed = refresh(&browser, &server, &jar, "oidc");
     assert_eq!(refreshed.status().as_u16(), 200);
     let body: Value = refreshed.json().expect("json");
     assert_eq!(body["profile"]["email"], "jane@example.com");
@@ -419,17 +436,30 @@ fn github_sign_in_resolves_the_login_to_a_catalog_user() {
     assert_eq!(response.status().as_u16(), 302, "{}", response.text().unwrap_or_default());
     assert_eq!(location(&response), done);
     assert!(jar.0.contains_key("backstage-auth"));
-    let refreshed: Value = browser
-        .get(format!("{}/api/auth/github/refresh", server.base))
-        .header("cookie", jar.header())
-        .header("x-requested-with", "XMLHttpRequest")
-        .send()
-        .expect("refresh")
-        .json()
-        .expect("json");
+    let refreshed: Value = refresh(&browser, &server, &jar, "github").json().expect("json");
     assert_eq!(
         refreshed["backstageIdentity"]["identity"]["userEntityRef"], "user:default/jane",
         "{refreshed}"
     );
     assert_eq!(refreshed["profile"]["picture"], "https://avatars.example/jane");
+}
+
+#[test]
+fn a_resolver_may_sign_in_people_missing_from_the_catalog_when_told_to() {
+    let resolvers = "            - resolver: usernameMatchingUserEntityName\n              dangerouslyAllowSignInWithoutUserInCatalog: true\n";
+    let Some((_workspace, server, provider)) = setup_with(resolvers) else { return };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let browser = client();
+    let mut jar = Jar::default();
+    let start = format!("{}/api/auth/oidc/start?env=development&origin={}", server.base, server.base);
+    let response = get(&browser, &mut jar, &start);
+    let callback = through_the_provider(&provider, &location(&response), "mallory");
+    let page = get(&browser, &mut jar, &callback).text().expect("page");
+    // The popup page carries the identity, URI-encoded: user:default/mallory, owning itself.
+    assert!(page.contains("user%3Adefault%2Fmallory"), "{page}");
+    let refreshed: Value = refresh(&browser, &server, &jar, "oidc").json().expect("json");
+    assert_eq!(
+        refreshed["backstageIdentity"]["identity"]["ownershipEntityRefs"],
+        serde_json::json!(["user:default/mallory"])
+    );
 }
