@@ -12,14 +12,14 @@ use serde_json::Value;
 
 use crate::support::{catalog_with, free_port, npm_package, Server, Workspace};
 
-const PACKAGE: &str = "oidc-provider@9.13.3";
+pub const PACKAGE: &str = "oidc-provider@9.13.3";
 
 const CATALOG: &str = "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: { name: team-a }\nspec: { type: team, children: [] }\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: { name: jane }\nspec: { memberOf: [team-a], profile: { email: jane@example.com } }\n";
 
 /// The provider process, killed on drop.
-struct Provider {
+pub struct Provider {
     child: Child,
-    issuer: String,
+    pub issuer: String,
 }
 
 impl Drop for Provider {
@@ -30,7 +30,9 @@ impl Drop for Provider {
 }
 
 impl Provider {
-    fn start(modules: &Path, redirect_uri: &str) -> Provider {
+    /// Starts the provider for the client `portico` (secret `portico-secret`) calling back to
+    /// `redirect_uri`; its login form takes any login name and password.
+    pub fn start(modules: &Path, redirect_uri: &str) -> Provider {
         let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/oidc/provider.mjs");
         let mut child = Command::new("node")
@@ -172,7 +174,10 @@ fn signing_in_through_a_real_openid_provider_with_pkce() {
     let page =
         get(&browser, &mut jar, &format!("{}/sign-in?next=/catalog", server.base)).text().expect("page");
     assert!(page.contains("Sign in with OpenID Connect"), "{page}");
-    assert!(page.contains("action=\"/api/auth/oidc/start\""), "{page}");
+    assert!(
+        page.contains("href=\"/api/auth/oidc/start?env=development&amp;flow=redirect&amp;redirectUrl="),
+        "{page}"
+    );
     let done = format!("{}/sign-in/done?next=%2Fcatalog", server.base);
     let start = format!(
         "{}/api/auth/oidc/start?env=development&flow=redirect&redirectUrl={}",

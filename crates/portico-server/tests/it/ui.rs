@@ -448,6 +448,123 @@ fn signing_in_and_out_through_the_browser_with_the_guest_provider() {
     });
 }
 
+/// The issue's "done when": with OIDC and a policy, a newcomer signs in through the browser at
+/// a real OpenID provider, sees only what the policy allows, is refused with a clear message
+/// when deleting an entity they do not own, and finds the refusal in the audit log.
+#[test]
+fn signing_in_with_openid_connect_in_the_browser_under_a_permission_policy() {
+    let Some(modules) = crate::support::npm_package(crate::oidc::PACKAGE, "oidc-provider/package.json")
+    else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let Some(browser) = Browser::start().await else { return };
+        let workspace = Workspace::new();
+        workspace.write("catalog.yaml", CATALOG);
+        workspace.write(
+            "policy.yaml",
+            "rules:\n  - description: everyone reads the audit log\n    permissions: [portico.audit.read]\n    decision: allow\n  - description: owners change their own entities\n    permissions: [catalog.entity.delete, catalog.entity.refresh]\n    decision:\n      conditions: { rule: IS_ENTITY_OWNER }\n  - description: resources are not for everyone\n    permissions: [catalog.entity.read]\n    decision:\n      conditions:\n        not: { rule: IS_ENTITY_KIND, params: { kinds: [Resource] } }\n  - actions: [read, create]\n    decision: allow\n",
+        );
+        let port = free_port();
+        let provider =
+            crate::oidc::Provider::start(&modules, &format!("http://127.0.0.1:{port}/api/auth/oidc/handler/frame"));
+        workspace.config(
+            port,
+            &format!(
+                "  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: test-static-token, subject: test }}\nauth:\n  providers:\n    oidc:\n      development:\n        metadataUrl: {}/.well-known/openid-configuration\n        clientId: portico\n        clientSecret: portico-secret\n        signIn:\n          resolvers:\n            - resolver: emailMatchingUserEntityProfileEmail\npermission:\n  enabled: true\n  policy: policy.yaml\n{}",
+                provider.issuer,
+                catalog_with("./catalog.yaml")
+            ),
+        );
+        let server = tokio::task::spawn_blocking({
+            let dir = workspace.path().to_path_buf();
+            move || {
+                let server = Server::start(&dir, port, &[]);
+                // ada must be in the catalog before the resolver can find her.
+                server.wait_for("ada", |server| {
+                    let url = format!("{}/api/catalog/entities/by-name/user/default/ada", server.base);
+                    let response = server.client.get(url).bearer_auth("test-static-token").send().ok()?;
+                    (response.status().as_u16() == 200).then_some(())
+                });
+                server
+            }
+        })
+        .await
+        .unwrap();
+        let base = server.base.clone();
+        let client = &browser.client;
+        let shots = screenshots();
+
+        // Sign in: Portico's sign-in page, the provider's login form, back to the catalog.
+        {
+            client.goto(&format!("{base}/catalog")).await.unwrap();
+            wait_for_url(client, "the sign-in page", |url| url.contains("/sign-in?next=%2Fcatalog")).await;
+            client
+                .find(Locator::XPath("//a[text()='Sign in with OpenID Connect']"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            wait_for_url(client, "the provider's login page", |url| url.starts_with(&provider.issuer)).await;
+            let form = client.form(Locator::Css("form")).await.unwrap();
+            form.set_by_name("login", "ada").await.unwrap();
+            form.set_by_name("password", "correct horse").await.unwrap();
+            form.submit().await.unwrap();
+        }
+        wait_for_url(client, "the catalog", |url| url.ends_with("/catalog")).await;
+        wait_for_text(client, "Signed in as user:default/ada").await;
+        browser.screenshot(&shots.join("oidc-signed-in.png")).await;
+
+        // Only what the policy allows: no resources, in lists or by address.
+        client.goto(&format!("{base}/catalog?kind=resource")).await.unwrap();
+        assert!(!body_text(client).await.contains("pets-db"));
+        client.goto(&format!("{base}/catalog/default/resource/pets-db")).await.unwrap();
+        wait_for_text(client, "not found").await;
+        // beta is team-b's: readable, but neither refresh nor unregister is offered.
+        client.goto(&format!("{base}/catalog/default/component/beta")).await.unwrap();
+        wait_for_text(client, "The beta website").await;
+        assert!(client.find(Locator::XPath("//button[text()='Refresh']")).await.is_err());
+
+        // Deleting it as Backstage's frontend would (a token from /refresh, then the API) is
+        // refused with a clear message. Scripts run on a JSON page, which has no CSP.
+        client.goto(&format!("{base}/api/auth/.well-known/openid-configuration")).await.unwrap();
+        let outcome = client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                (async () => {
+                  const refresh = await fetch('/api/auth/oidc/refresh?env=development', { headers: { 'X-Requested-With': 'XMLHttpRequest' } });
+                  const token = (await refresh.json()).backstageIdentity.token;
+                  const auth = { headers: { Authorization: 'Bearer ' + token } };
+                  const beta = await (await fetch('/api/catalog/entities/by-name/component/default/beta', auth)).json();
+                  const deleted = await fetch('/api/catalog/entities/by-uid/' + beta.metadata.uid, { method: 'DELETE', ...auth });
+                  done({ status: deleted.status, body: await deleted.json() });
+                })().catch((error) => done({ error: String(error) }));"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome["status"], 403, "{outcome}");
+        assert_eq!(outcome["body"]["error"]["name"], "NotAllowedError");
+        assert_eq!(
+            outcome["body"]["error"]["message"],
+            "user:default/ada is not allowed to catalog.entity.delete on component:default/beta"
+        );
+
+        // The refusal is in the audit log, in the UI.
+        client.goto(&format!("{base}/settings/audit")).await.unwrap();
+        let audit = text_of(client, "table").await;
+        assert!(audit.contains("catalog.entity.delete") && audit.contains("denied"), "{audit}");
+        assert!(audit.contains("auth.sign-in"), "the sign-in is recorded too: {audit}");
+        browser.screenshot(&shots.join("oidc-audit.png")).await;
+
+        browser.close().await;
+        drop(server);
+        drop(provider);
+    });
+}
+
 #[test]
 fn forms_without_the_anti_forgery_token_are_refused() {
     let workspace = Workspace::new();

@@ -60,6 +60,15 @@ pub(crate) struct SignInParams {
     error: String,
 }
 
+fn start_url(provider: &str, environment: &str, back: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("env", environment)
+        .append_pair("flow", "redirect")
+        .append_pair("redirectUrl", back)
+        .finish();
+    format!("/api/auth/{provider}/start?{query}")
+}
+
 pub(crate) async fn sign_in_page(
     State(ui): State<Ui>,
     chrome: Chrome,
@@ -82,11 +91,10 @@ pub(crate) async fn sign_in_page(
         @for provider in ui.auth.providers() {
             section.card aria-labelledby={ "provider-" (provider.options().id) } {
                 h2 id={ "provider-" (provider.options().id) } { (provider.title()) }
-                form method="get" action={ "/api/auth/" (provider.options().id) "/start" } {
-                    input type="hidden" name="env" value=(ui.auth.options().environment);
-                    input type="hidden" name="flow" value="redirect";
-                    input type="hidden" name="redirectUrl" value=(back);
-                    button type="submit" { "Sign in with " (provider.title()) }
+                // A link, not a form: the page's CSP (`form-action 'self'`) would stop a form's
+                // redirect to the provider.
+                a.button href=(start_url(provider.options().id.as_str(), &ui.auth.options().environment, &back)) {
+                    "Sign in with " (provider.title())
                 }
             }
         }

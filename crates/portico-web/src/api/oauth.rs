@@ -270,7 +270,7 @@ async fn sign_in(
         .exchange(code, &verifier, nonce)
         .await
         .map_err(|failure| error("AuthenticationError", StatusCode::UNAUTHORIZED, failure.to_string()))?;
-    complete(state, provider, session, source).await
+    complete(state, provider, session, source, "code exchange").await
 }
 
 /// Resolves the person, issues the Backstage token and builds the ClientAuthResponse.
@@ -279,6 +279,7 @@ async fn complete(
     provider: &OAuthProvider,
     session: ProviderSession,
     source: &str,
+    how: &str,
 ) -> Result<SignedIn, ApiError> {
     let id = &provider.options().id;
     let profile = &session.profile;
@@ -299,7 +300,7 @@ async fn complete(
         .map_err(|failure| error("AuthenticationError", StatusCode::UNAUTHORIZED, failure.to_string()))?;
     let user =
         Identity::User { user_entity_ref: user_entity_ref.clone(), ownership_entity_refs: ownership.clone() };
-    if let Err(failure) = state.app.record_audit(&user, "auth.sign-in", id, source, "oauth").await {
+    if let Err(failure) = state.app.record_audit(&user, "auth.sign-in", id, source, how).await {
         tracing::error!(error = %failure, "writing the audit log failed");
     }
     let mut profile_json = serde_json::Map::new();
@@ -380,7 +381,7 @@ pub(crate) async fn refresh(
         .filter(|token| !token.is_empty())
         .ok_or_else(|| refresh_failed("missing session cookie".into()))?;
     let session = provider.refresh(&token).await.map_err(|failure| refresh_failed(failure.to_string()))?;
-    let signed_in = complete(state, provider, session, source)
+    let signed_in = complete(state, provider, session, source, "refresh")
         .await
         .map_err(|failure| refresh_failed(failure.message))?;
     let mut response = json_response(StatusCode::OK, signed_in.body.to_string());
