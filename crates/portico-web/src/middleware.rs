@@ -187,26 +187,12 @@ async fn identify(
             Ok(Principal::User { user_entity_ref, ownership_entity_refs }) => {
                 Some(Identity::User { user_entity_ref, ownership_entity_refs })
             }
-            Ok(Principal::Service { subject, restrictions }) => {
-                // A restricted credential may only call the plugins it names.
-                let plugin = path.strip_prefix("/api/").and_then(|rest| rest.split('/').next());
-                if !restrictions.is_empty()
-                    && !plugin.is_some_and(|plugin| restrictions.iter().any(|r| r.plugin == plugin))
-                {
-                    return not_allowed(&format!(
-                        "This credential's access is restricted to the plugin(s) {}",
-                        restrictions.iter().map(|r| format!("'{}'", r.plugin)).collect::<Vec<_>>().join(", ")
-                    ));
+            Ok(principal @ Principal::Service { .. }) => {
+                let plugin = path.strip_prefix("/api/").and_then(|rest| rest.split('/').next()).unwrap_or("");
+                match identity_for(principal, plugin) {
+                    Ok(identity) => Some(identity),
+                    Err(message) => return not_allowed(&message),
                 }
-                let restrictions = restrictions
-                    .into_iter()
-                    .map(|r| portico_app::identity::Restriction {
-                        plugin: r.plugin,
-                        permissions: r.permissions,
-                        actions: r.actions,
-                    })
-                    .collect();
-                Some(Identity::Service { subject, restrictions })
             }
             Err(error) => {
                 // In the open local mode a bad token is ignored, as no token would be.
@@ -264,6 +250,33 @@ fn unauthenticated(message: &str) -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     response.extensions_mut().insert(ErrorInfo { name: "AuthenticationError", message: message.to_owned() });
     response
+}
+
+/// The identity of a verified credential calling `plugin`; a restricted service calling a
+/// plugin it is not allowed is refused with the reason.
+pub(crate) fn identity_for(principal: Principal, plugin: &str) -> Result<Identity, String> {
+    match principal {
+        Principal::User { user_entity_ref, ownership_entity_refs } => {
+            Ok(Identity::User { user_entity_ref, ownership_entity_refs })
+        }
+        Principal::Service { subject, restrictions } => {
+            if !restrictions.is_empty() && !restrictions.iter().any(|r| r.plugin == plugin) {
+                return Err(format!(
+                    "This credential's access is restricted to the plugin(s) {}",
+                    restrictions.iter().map(|r| format!("'{}'", r.plugin)).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let restrictions = restrictions
+                .into_iter()
+                .map(|r| portico_app::identity::Restriction {
+                    plugin: r.plugin,
+                    permissions: r.permissions,
+                    actions: r.actions,
+                })
+                .collect();
+            Ok(Identity::Service { subject, restrictions })
+        }
+    }
 }
 
 fn not_allowed(message: &str) -> Response {

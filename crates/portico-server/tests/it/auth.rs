@@ -405,6 +405,19 @@ fn the_permission_policy_refuses_what_it_does_not_allow_and_the_attempt_is_audit
         Some(json!({ "entityRef": "component:default/beta" })),
     );
     assert_eq!((status, body["error"]["name"].clone()), (403, json!("NotAllowedError")), "{body}");
+    // An `authorizationToken` in the body stands in for the request's credentials.
+    let (status, _) = send(
+        reqwest::Method::POST,
+        "/api/catalog/refresh",
+        Some(json!({ "entityRef": "component:default/beta", "authorizationToken": STATIC_TOKEN })),
+    );
+    assert_eq!(status, 200, "a service's token in the body");
+    let (status, body) = send(
+        reqwest::Method::POST,
+        "/api/catalog/refresh",
+        Some(json!({ "entityRef": "component:default/beta", "authorizationToken": "not-a-token" })),
+    );
+    assert_eq!((status, body["error"]["name"].clone()), (401, json!("AuthenticationError")), "{body}");
     let uid = beta["metadata"]["uid"].as_str().unwrap();
     let (status, body) = send(reqwest::Method::DELETE, &format!("/api/catalog/entities/by-uid/{uid}"), None);
     assert_eq!(status, 403, "{body}");

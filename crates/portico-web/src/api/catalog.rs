@@ -430,16 +430,28 @@ fn facets_response(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RefreshBody {
     entity_ref: String,
-    #[allow(dead_code)]
     authorization_token: Option<String>,
 }
 
-/// `POST /refresh`.
+/// `POST /refresh`. An `authorizationToken` in the body is used instead of the request's
+/// credentials (reference §7, `POST /refresh`).
 pub(crate) async fn refresh_entity(
     State(app): AppState,
     Extension(identity): Extension<Identity>,
+    Extension(auth): Extension<std::sync::Arc<portico_auth::Auth>>,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Response, ApiError> {
+    let identity = match body.authorization_token.as_deref().filter(|token| !token.is_empty()) {
+        None => identity,
+        Some(token) => {
+            let principal = auth.authenticate(token).await.map_err(|error| ApiError {
+                name: "AuthenticationError",
+                message: format!("authorizationToken: {error}"),
+                status: StatusCode::UNAUTHORIZED,
+            })?;
+            crate::middleware::identity_for(principal, "catalog").map_err(portico_app::Error::NotAllowed)?
+        }
+    };
     app.refresh_entity(&identity, &body.entity_ref).await?;
     Ok(StatusCode::OK.into_response())
 }
