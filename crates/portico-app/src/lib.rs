@@ -864,11 +864,10 @@ impl App {
 
     /// `POST /refresh`.
     pub async fn refresh_entity(&self, identity: &Identity, entity_ref: &str) -> Result<(), Error> {
-        if self.policy().is_some() || identity.is_restricted() {
-            if let Some(entity) = self.catalog.read().parsed(entity_ref) {
-                self.check(identity, permission::ENTITY_REFRESH, Some(&entity))?;
-            }
-        }
+        // An entity not in the index yet (still being processed) has nothing to meet a
+        // conditional decision with: refused then, as Backstage's apply-conditions does.
+        let entity = if self.policy().is_some() { self.catalog.read().parsed(entity_ref) } else { None };
+        self.check(identity, permission::ENTITY_REFRESH, entity.as_ref())?;
         if !self.store.request_refresh(entity_ref).await? {
             return Err(Error::NotFound(format!("Entity {entity_ref} not found")));
         }
@@ -878,12 +877,15 @@ impl App {
 
     /// `DELETE /entities/by-uid/{uid}`. Unknown uids succeed, as in Backstage.
     pub async fn delete_entity(&self, identity: &Identity, uid: &str) -> Result<(), Error> {
-        if self.policy().is_some() || identity.is_restricted() {
-            let entity: Option<Value> =
-                self.catalog.read().by_uid(uid).and_then(|body| serde_json::from_str(&body).ok());
-            if let Some(entity) = &entity {
-                self.check(identity, permission::ENTITY_DELETE, Some(entity))?;
-            }
+        let entity: Option<Value> = if self.policy().is_some() {
+            self.catalog.read().by_uid(uid).and_then(|body| serde_json::from_str(&body).ok())
+        } else {
+            None
+        };
+        // Unknown uids succeed (nothing is deleted), except for a restricted service, whose
+        // restrictions need no entity.
+        if entity.is_some() || identity.is_restricted() {
+            self.check(identity, permission::ENTITY_DELETE, entity.as_ref())?;
         }
         if self.store.delete_entity_by_uid(uid).await? {
             self.catalog.sync(&self.store).await?;

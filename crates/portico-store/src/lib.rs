@@ -140,7 +140,7 @@ impl Store {
                     .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
-                    .pragma("cache_size", "-16384");
+                    .pragma("cache_size", "-2048");
                 if path.is_some() {
                     // Create the file and switch it to WAL on one connection first: several pool
                     // connections racing to change the journal mode of a new file can fail with
