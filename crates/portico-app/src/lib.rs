@@ -140,6 +140,13 @@ pub enum Authorization {
     Conditional(Value),
 }
 
+/// A resolver's answer: a catalog user, or (with `dangerouslyAllowSignInWithoutUserInCatalog`)
+/// a user ref that is in no catalog.
+enum Resolved {
+    Found(String),
+    Fallback(String),
+}
+
 /// What a sign-in provider says about a person, for the sign-in resolvers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignInProfile<'a> {
@@ -402,6 +409,8 @@ impl App {
         if !identity.restrictions_allow(permission::ENTITY_READ.name, permission::ENTITY_READ.action) {
             return Some(Arc::new(RoaringBitmap::new()));
         }
+        // The version first: a policy saved after this read makes the cached set stale at once.
+        let policy_version = self.policy_version.load(Ordering::Acquire);
         let policy = self.policy()?;
         let key = match identity {
             Identity::Service { .. } | Identity::System => return None,
@@ -410,7 +419,6 @@ impl App {
                 format!("{user_entity_ref}\u{1}{}", ownership_entity_refs.join("\u{1}"))
             }
         };
-        let policy_version = self.policy_version.load(Ordering::Acquire);
         if let Some(cached) = self.readable.lock().get(&key) {
             if cached.generation == index.generation() && cached.policy_version == policy_version {
                 return cached.set.clone();
@@ -586,9 +594,13 @@ impl App {
         for resolver in resolvers {
             let name = resolver.get("resolver").and_then(Value::as_str).unwrap_or("");
             match self.resolve_one(name, resolver, profile) {
-                Ok(Some(user_entity_ref)) => {
+                Ok(Some(Resolved::Found(user_entity_ref))) => {
                     let ownership = self.ownership_of(&user_entity_ref);
                     return Ok((user_entity_ref, ownership));
+                }
+                // Someone not in the catalog owns only themselves.
+                Ok(Some(Resolved::Fallback(user_entity_ref))) => {
+                    return Ok((user_entity_ref.clone(), vec![user_entity_ref]));
                 }
                 Ok(None) => reasons.push(format!("{name}: no matching user entity")),
                 Err(reason) => reasons.push(format!("{name}: {reason}")),
@@ -607,10 +619,10 @@ impl App {
         name: &str,
         options: &Value,
         profile: &SignInProfile<'_>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<Resolved>, String> {
         let email = || profile.email.ok_or_else(|| "the profile has no email".to_owned());
         let index = self.catalog.read();
-        let user_where = |key: &str, value: &str| -> Option<String> {
+        let user_where = |key: &str, value: &str| -> Result<Option<String>, String> {
             let filter = portico_query::filter::Filter::All(vec![
                 portico_query::filter::Filter::Key {
                     key: "kind".into(),
@@ -621,8 +633,12 @@ impl App {
                     condition: portico_query::filter::Condition::In(vec![value.to_lowercase()]),
                 },
             ]);
-            let slot = index.eval(Some(&filter)).min()?;
-            index.entity_ref(slot).map(str::to_owned)
+            let matching = index.eval(Some(&filter));
+            if matching.len() > 1 {
+                // Backstage refuses an ambiguous match rather than pick one.
+                return Err(format!("{} users have {key} = {value:?}", matching.len()));
+            }
+            Ok(matching.min().and_then(|slot| index.entity_ref(slot)).map(str::to_owned))
         };
         let user_named = |user: &str| -> Option<String> {
             let entity_ref = format!("user:default/{}", user.to_lowercase());
@@ -631,7 +647,7 @@ impl App {
         let (found, fallback_name): (Option<String>, String) = match name {
             "emailMatchingUserEntityProfileEmail" => {
                 let email = email()?;
-                (user_where("spec.profile.email", email), local_part(email).to_owned())
+                (user_where("spec.profile.email", email)?, email.to_owned())
             }
             "emailLocalPartMatchingUserEntityName" => {
                 let email = email()?;
@@ -655,10 +671,14 @@ impl App {
                         .map(str::to_owned)
                         .to_vec(),
                 };
-                let found = annotations
-                    .iter()
-                    .find_map(|annotation| user_where(&format!("metadata.annotations.{annotation}"), email));
-                (found, local_part(email).to_owned())
+                let mut found = None;
+                for annotation in &annotations {
+                    found = user_where(&format!("metadata.annotations.{annotation}"), email)?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                (found, email.to_owned())
             }
             "usernameMatchingUserEntityName" => {
                 let username = profile.username.ok_or_else(|| "the profile has no username".to_owned())?;
@@ -670,20 +690,39 @@ impl App {
                     if profile.provider == "github" { "github.com/user-id" } else { "portico.io/user-id" },
                 );
                 (
-                    user_where(&format!("metadata.annotations.{annotation}"), id),
+                    user_where(&format!("metadata.annotations.{annotation}"), id)?,
                     profile.username.unwrap_or(id).to_owned(),
                 )
             }
             other => return Err(format!("unknown resolver {other:?}")),
         };
-        if found.is_some() {
-            return Ok(found);
+        if let Some(found) = found {
+            return Ok(Some(Resolved::Found(found)));
         }
         let without_user = options
             .get("dangerouslyAllowSignInWithoutUserInCatalog")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        Ok(without_user.then(|| format!("user:default/{}", fallback_name.to_lowercase())))
+        if !without_user {
+            return Ok(None);
+        }
+        // The name becomes part of an entity ref: letters, digits and `-_.@+` only (an email is
+        // a name here, as in Backstage's fallback), and never an existing entity's ref, whose
+        // identity a stranger must not take.
+        let valid = !fallback_name.is_empty()
+            && fallback_name.len() <= 254
+            && !matches!(fallback_name.as_str(), "." | "..")
+            && fallback_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+'));
+        if !valid {
+            return Err(format!("{fallback_name:?} cannot name a user"));
+        }
+        let entity_ref = format!("user:default/{}", fallback_name.to_lowercase());
+        if index.contains_ref(&entity_ref) {
+            return Err(format!("{entity_ref} exists in the catalog and was not matched"));
+        }
+        Ok(Some(Resolved::Fallback(entity_ref)))
     }
 
     /// Appends to the audit log. `source` is where the request came from.
@@ -808,7 +847,8 @@ impl App {
             action: "",
             resource_type: None,
         });
-        if resource_type.is_some() && resource_ref.is_none() && matches!(identity, Identity::User { .. }) {
+        let is_resource = resource_type.is_some() || permission.resource_type.is_some();
+        if is_resource && resource_ref.is_none() && matches!(identity, Identity::User { .. }) {
             return Err(Error::Input(
                 "Resource permissions require a resourceRef to be set. Direct user requests without a resourceRef are not allowed.".into(),
             ));

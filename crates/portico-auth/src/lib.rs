@@ -175,7 +175,8 @@ pub struct Auth {
     store: Store,
     providers: Vec<oauth::OAuthProvider>,
     /// JWKS of external issuers by URL, with when they were fetched.
-    external_keys: tokio::sync::Mutex<HashMap<String, (std::time::Instant, jsonwebtoken::jwk::JwkSet)>>,
+    external_keys:
+        tokio::sync::Mutex<HashMap<String, (std::time::Instant, Option<jsonwebtoken::jwk::JwkSet>)>>,
     http: reqwest::Client,
     /// Newest first. Two replicas rotating at once each add a key, which is harmless.
     keys: parking_lot::RwLock<Vec<Arc<SigningKey>>>,
@@ -249,16 +250,27 @@ fn generate_key() -> Result<AuthKeyRow, AuthError> {
     })
 }
 
-/// `*` matches any run of characters; everything else literally.
+/// `*` matches any run of host-name characters (letters, digits, `-`, `.`); everything else
+/// literally. So `https://*.example.com` can never match `https://evil.com#.example.com`.
 fn glob_match(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, rest)) => {
-            text.starts_with(head)
-                && (head.len()..=text.len())
-                    .any(|at| text.is_char_boundary(at) && glob_match(rest, &text[at..]))
+            let Some(tail) = text.strip_prefix(head) else { return false };
+            let run =
+                tail.bytes().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.')).count();
+            (0..=run).any(|at| glob_match(rest, &tail[at..]))
         }
     }
+}
+
+/// `scheme://host[:port]` when `text` is exactly an origin (no path, query, fragment or user
+/// part), else `None`.
+pub fn normalized_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let origin = url.origin().ascii_serialization();
+    (origin == text.trim_end_matches('/') && url.username().is_empty() && url.password().is_none())
+        .then_some(origin)
 }
 
 /// Compares two secrets in time independent of where they differ.
@@ -310,7 +322,8 @@ impl Auth {
 
     /// Whether a sign-in may hand its result to this origin (`scheme://host[:port]`).
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.options.allowed_origins.iter().any(|pattern| glob_match(pattern, origin))
+        let Some(origin) = normalized_origin(origin) else { return false };
+        self.options.allowed_origins.iter().any(|pattern| glob_match(pattern, &origin))
     }
 
     async fn reload_keys(&self) -> Result<(), AuthError> {
@@ -498,15 +511,18 @@ impl Auth {
             if !access.algorithms.contains(&header.alg) {
                 continue;
             }
-            let Some(key) = self.external_key(access, header.kid.as_deref()).await? else { continue };
+            let Some(key) = self.external_key(access, header.kid.as_deref()).await else { continue };
             // Only the token's own algorithm (checked against the allowed ones above): the
             // decoder refuses a list mixing key families.
             let mut validation = Validation::new(header.alg);
             validation.set_issuer(&access.issuers);
+            // Absent claims would otherwise not be compared at all.
             if access.audiences.is_empty() {
                 validation.validate_aud = false;
+                validation.set_required_spec_claims(&["exp", "sub", "iss"]);
             } else {
                 validation.set_audience(&access.audiences);
+                validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
             }
             validation.leeway = 0;
             if let Ok(data) = jsonwebtoken::decode::<External>(token, &key, &validation) {
@@ -527,11 +543,7 @@ impl Auth {
 
     /// The external issuer's key `kid` (its JWKS fetched once, and again, at most every 30 s,
     /// when a token names a key not seen yet).
-    async fn external_key(
-        &self,
-        access: &JwksAccess,
-        kid: Option<&str>,
-    ) -> Result<Option<DecodingKey>, AuthError> {
+    async fn external_key(&self, access: &JwksAccess, kid: Option<&str>) -> Option<DecodingKey> {
         let find = |set: &jsonwebtoken::jwk::JwkSet| -> Option<DecodingKey> {
             let jwk = match kid {
                 Some(kid) => set.find(kid),
@@ -541,26 +553,35 @@ impl Auth {
         };
         let mut cache = self.external_keys.lock().await;
         if let Some((fetched, set)) = cache.get(&access.url) {
-            if let Some(key) = find(set) {
-                return Ok(Some(key));
+            if let Some(key) = set.as_ref().and_then(find) {
+                return Some(key);
             }
+            // Unknown key ids and unreachable issuers are asked again at most every 30 s.
             if fetched.elapsed() < Duration::from_secs(30) {
-                return Ok(None);
+                return None;
             }
         }
-        let set: jsonwebtoken::jwk::JwkSet = self
-            .http
-            .get(&access.url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|error| AuthError::Key(format!("fetching {}: {error}", access.url)))?
-            .json()
-            .await
-            .map_err(|error| AuthError::Key(format!("reading {}: {error}", access.url)))?;
-        let key = find(&set);
+        let fetched = async {
+            self.http
+                .get(&access.url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)?
+                .json::<jsonwebtoken::jwk::JwkSet>()
+                .await
+        }
+        .await;
+        let set = match fetched {
+            Ok(set) => Some(set),
+            Err(error) => {
+                tracing::warn!(url = %access.url, %error, "fetching an external issuer's keys failed");
+                // Keep the keys we had, if any.
+                cache.get(&access.url).and_then(|(_, set)| set.clone())
+            }
+        };
+        let key = set.as_ref().and_then(find);
         cache.insert(access.url.clone(), (std::time::Instant::now(), set));
-        Ok(key)
+        key
     }
 
     /// The stored key that signed `token`, whose header must have `typ`.

@@ -430,6 +430,7 @@ impl OAuthProvider {
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&[&self.options.client_id]);
         validation.set_issuer(&[&discovery.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|error| failed("the ID token", error))?
@@ -474,8 +475,10 @@ impl OAuthProvider {
 
 fn profile_of(claims: &Value) -> Profile {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    // An address the provider says it has not verified proves nothing about who signs in.
+    let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
     Profile {
-        email: text("email"),
+        email: text("email").filter(|_| verified),
         display_name: text("name"),
         picture: text("picture"),
         username: text("preferred_username"),

@@ -134,6 +134,10 @@ async fn sign_ins_return_only_to_allowed_origins() {
     assert!(!auth.origin_allowed("https://evil.example"));
     assert!(!auth.origin_allowed("http://localhost:7007.evil.example"));
     assert!(!auth.origin_allowed("https://preview.example.com.evil"));
+    assert!(!auth.origin_allowed("https://evil.com#.preview.example.com"), "a fragment is no origin");
+    assert!(!auth.origin_allowed("https://evil.com/.preview.example.com"));
+    assert!(!auth.origin_allowed("https://x@evil.com/.preview.example.com"));
+    assert!(!auth.origin_allowed("http://localhost:7007@evil.com"));
 }
 
 #[tokio::test]

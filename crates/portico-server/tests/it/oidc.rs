@@ -468,3 +468,38 @@ fn a_resolver_may_sign_in_people_missing_from_the_catalog_when_told_to() {
         serde_json::json!(["user:default/mallory"])
     );
 }
+
+/// The fallback of `dangerouslyAllowSignInWithoutUserInCatalog` never lands on an existing
+/// catalog user: a GitHub account whose id no User carries, but whose login names one (a
+/// recycled login, say), is refused rather than signed in as that user.
+#[test]
+fn a_fallback_sign_in_never_takes_an_existing_users_identity() {
+    let github = GithubStandIn::start();
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write("catalog.yaml", CATALOG);
+    workspace.config(
+        port,
+        &format!(
+            "auth:\n  providers:\n    github:\n      development:\n        clientId: gh-client\n        clientSecret: gh-secret\n        enterpriseInstanceUrl: http://127.0.0.1:{}\n        signIn:\n          resolvers:\n            - resolver: userIdMatchingUserEntityAnnotation\n              dangerouslyAllowSignInWithoutUserInCatalog: true\n{}",
+            github.port,
+            catalog_with("./catalog.yaml")
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let browser = client();
+    let mut jar = Jar::default();
+    let done = format!("{}/sign-in/done?next=%2F", server.base);
+    let start = format!(
+        "{}/api/auth/github/start?env=development&flow=redirect&redirectUrl={}",
+        server.base,
+        url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
+    );
+    let response = get(&browser, &mut jar, &start);
+    let callback = location(&browser.get(location(&response)).send().expect("authorize"));
+    let response = get(&browser, &mut jar, &callback);
+    let back = location(&response);
+    assert!(back.contains("error=") && back.contains("exists+in+the+catalog"), "{back}");
+    assert!(!jar.0.contains_key("backstage-auth"));
+}

@@ -163,16 +163,17 @@ pub(crate) async fn handler_frame(
     if cookie_nonce.as_deref() != Some(nonce.as_str()) {
         return Err(error("NotAllowedError", StatusCode::FORBIDDEN, "Invalid nonce"));
     }
-    let origin = flow.get("origin").cloned();
-    if let Some(origin) = &origin {
-        if !state.auth.origin_allowed(origin) {
+    let origin = match flow.get("origin") {
+        Some(origin) if state.auth.origin_allowed(origin) => portico_auth::normalized_origin(origin),
+        Some(origin) => {
             return Err(error(
                 "NotAllowedError",
                 StatusCode::FORBIDDEN,
                 format!("Origin '{origin}' is not allowed"),
-            ));
+            ))
         }
-    }
+        None => None,
+    };
     let redirect = (flow.get("flow").map(String::as_str) == Some("redirect"))
         .then(|| flow.get("redirectUrl").cloned())
         .flatten()
