@@ -406,8 +406,8 @@ fn github_answer(mut stream: std::net::TcpStream, challenge: &std::sync::Mutex<S
     let _ = stream.write_all(response.as_bytes());
 }
 
-#[test]
-fn github_sign_in_resolves_the_login_to_a_catalog_user() {
+/// A Portico signing in through the GitHub stand-in with these `signIn.resolvers` items.
+fn github_setup(resolvers: &str) -> (GithubStandIn, Workspace, Server) {
     let github = GithubStandIn::start();
     let workspace = Workspace::new();
     let port = free_port();
@@ -415,25 +415,43 @@ fn github_sign_in_resolves_the_login_to_a_catalog_user() {
     workspace.config(
         port,
         &format!(
-            "auth:\n  providers:\n    github:\n      development:\n        clientId: gh-client\n        clientSecret: gh-secret\n        enterpriseInstanceUrl: http://127.0.0.1:{}\n        signIn:\n          resolvers:\n            - resolver: usernameMatchingUserEntityName\n{}",
+            "auth:\n  providers:\n    github:\n      development:\n        clientId: gh-client\n        clientSecret: gh-secret\n        enterpriseInstanceUrl: http://127.0.0.1:{}\n        signIn:\n          resolvers:\n{resolvers}{}",
             github.port,
             catalog_with("./catalog.yaml")
         ),
     );
     let server = Server::start(workspace.path(), port, &[]);
     std::thread::sleep(std::time::Duration::from_millis(300));
+    (github, workspace, server)
+}
+
+/// `/start` of the redirect flow back to `/sign-in/done?next=/`: the landing URL and the
+/// authorization URL Portico sends the browser to.
+fn redirect_start(
+    browser: &reqwest::blocking::Client,
+    jar: &mut Jar,
+    server: &Server,
+    provider: &str,
+) -> (String, String) {
+    let done = format!("{}/sign-in/done?next=%2F", server.base);
+    let start = format!(
+        "{}/api/auth/{provider}/start?env=development&flow=redirect&redirectUrl={}",
+        server.base,
+        url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
+    );
+    let response = get(browser, jar, &start);
+    (done, location(&response))
+}
+
+#[test]
+fn github_sign_in_resolves_the_login_to_a_catalog_user() {
+    let (github, _workspace, server) =
+        github_setup("            - resolver: usernameMatchingUserEntityName\n");
     let browser = client();
     let mut jar = Jar::default();
     let page = get(&browser, &mut jar, &format!("{}/sign-in", server.base)).text().expect("page");
     assert!(page.contains("Sign in with GitHub"), "{page}");
-    let done = format!("{}/sign-in/done?next=%2F", server.base);
-    let start = format!(
-        "{}/api/auth/github/start?env=development&flow=redirect&redirectUrl={}",
-        server.base,
-        url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
-    );
-    let response = get(&browser, &mut jar, &start);
-    let authorize = location(&response);
+    let (done, authorize) = redirect_start(&browser, &mut jar, &server, "github");
     assert!(authorize.starts_with(&format!("http://127.0.0.1:{}/login/oauth/authorize?", github.port)));
     assert!(authorize.contains("scope=read%3Auser"), "{authorize}");
     let callback = location(&browser.get(&authorize).send().expect("authorize"));
@@ -474,30 +492,13 @@ fn a_resolver_may_sign_in_people_missing_from_the_catalog_when_told_to() {
 /// recycled login, say), is refused rather than signed in as that user.
 #[test]
 fn a_fallback_sign_in_never_takes_an_existing_users_identity() {
-    let github = GithubStandIn::start();
-    let workspace = Workspace::new();
-    let port = free_port();
-    workspace.write("catalog.yaml", CATALOG);
-    workspace.config(
-        port,
-        &format!(
-            "auth:\n  providers:\n    github:\n      development:\n        clientId: gh-client\n        clientSecret: gh-secret\n        enterpriseInstanceUrl: http://127.0.0.1:{}\n        signIn:\n          resolvers:\n            - resolver: userIdMatchingUserEntityAnnotation\n              dangerouslyAllowSignInWithoutUserInCatalog: true\n{}",
-            github.port,
-            catalog_with("./catalog.yaml")
-        ),
+    let (_github, _workspace, server) = github_setup(
+        "            - resolver: userIdMatchingUserEntityAnnotation\n              dangerouslyAllowSignInWithoutUserInCatalog: true\n",
     );
-    let server = Server::start(workspace.path(), port, &[]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let browser = client();
     let mut jar = Jar::default();
-    let done = format!("{}/sign-in/done?next=%2F", server.base);
-    let start = format!(
-        "{}/api/auth/github/start?env=development&flow=redirect&redirectUrl={}",
-        server.base,
-        url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
-    );
-    let response = get(&browser, &mut jar, &start);
-    let callback = location(&browser.get(location(&response)).send().expect("authorize"));
+    let (_, authorize) = redirect_start(&browser, &mut jar, &server, "github");
+    let callback = location(&browser.get(authorize).send().expect("authorize"));
     let response = get(&browser, &mut jar, &callback);
     let back = location(&response);
     assert!(back.contains("error=") && back.contains("exists+in+the+catalog"), "{back}");
