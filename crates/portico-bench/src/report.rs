@@ -21,6 +21,8 @@ pub(crate) struct Report {
     pub(crate) authenticated: bool,
     pub(crate) ingest: Ingest,
     pub(crate) memory_after_ingest: Option<Memory>,
+    /// The same, `SETTLE` later: what an idle server holds once finished work is released.
+    pub(crate) memory_after_ingest_settled: Option<Memory>,
     pub(crate) memory_after_load: Option<Memory>,
     pub(crate) checks: Vec<Check>,
     pub(crate) latency: Vec<Latency>,
@@ -146,6 +148,7 @@ pub(crate) struct Restart {
     pub(crate) entities_after_restart: Option<u64>,
     pub(crate) edit_survived: Option<bool>,
     pub(crate) memory: Option<Memory>,
+    pub(crate) memory_settled: Option<Memory>,
     pub(crate) server_cpu_seconds_to_ready: Option<f64>,
 }
 
@@ -211,6 +214,7 @@ impl Report {
             let _ = writeln!(out, "  missing: {missing}");
         }
         let _ = writeln!(out, "memory after ingest: {}", memory(self.memory_after_ingest));
+        let _ = writeln!(out, "  2 s later (settled): {}", memory(self.memory_after_ingest_settled));
         let _ = writeln!(out, "memory after load:   {}", memory(self.memory_after_load));
         let _ = writeln!(out);
         let failed: Vec<&Check> = self.checks.iter().filter(|check| !check.ok).collect();
@@ -340,6 +344,7 @@ impl Report {
                 restart.server_cpu_seconds_to_ready.map_or("n/a".into(), |cpu| format!("{cpu:.2} s"))
             );
             let _ = writeln!(out, "  memory after restart: {}", memory(restart.memory));
+            let _ = writeln!(out, "  2 s later (settled): {}", memory(restart.memory_settled));
         }
         if let Some(shutdown) = &self.final_shutdown {
             let _ = writeln!(

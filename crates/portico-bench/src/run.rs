@@ -111,6 +111,10 @@ impl Drop for Server {
     }
 }
 
+/// How long after finished work the "settled" memory sample is taken: the server releases
+/// idle worker threads (and with them their allocator pages) one second after their last task.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `/proc/<pid>/status` VmRSS and VmHWM.
 fn memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -995,6 +999,8 @@ async fn restart(
         }
     }
     restart.memory = memory(server.pid());
+    tokio::time::sleep(SETTLE).await;
+    restart.memory_settled = memory(server.pid());
     Ok(restart)
 }
 
@@ -1106,6 +1112,8 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
     let ctx = Arc::new(Ctx { client, api: format!("{root}/api/catalog"), root, generated, by_refs_bodies });
     report.ingest = wait_for_ingest(&ctx, &mut server, options.ingest_timeout, ticks).await?;
     report.memory_after_ingest = memory(server.pid());
+    tokio::time::sleep(SETTLE).await;
+    report.memory_after_ingest_settled = memory(server.pid());
     if report.ingest.complete {
         eprintln!(
             "portico-bench: ingest complete after {:.2} s",
