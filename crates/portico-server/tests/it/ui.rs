@@ -81,6 +81,19 @@ spec: { type: service, lifecycle: production, owner: team-a }
 
 const IMPORTED: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: imported\n  description: Registered through the import page\nspec:\n  type: library\n  lifecycle: experimental\n  owner: team-b\n";
 
+/// Starts `portico serve` in the workspace off the async runtime (the test client is blocking)
+/// and runs `ready` on it before handing it back.
+async fn serve(workspace: &Workspace, port: u16, ready: impl FnOnce(&Server) + Send + 'static) -> Server {
+    let dir = workspace.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let server = Server::start(&dir, port, &[]);
+        ready(&server);
+        server
+    })
+    .await
+    .expect("starting the server")
+}
+
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-screenshots")
 }
@@ -145,18 +158,12 @@ fn browsing_filtering_following_and_registering_in_a_real_browser() {
                 catalog_with("./catalog.yaml")
             ),
         );
-        let server = tokio::task::spawn_blocking({
-            let dir = workspace.path().to_path_buf();
-            move || {
-                let server = Server::start(&dir, port, &[]);
-                server.wait_entity("component", "evil");
-                server.wait_entity("api", "pets-api");
-                server.settle();
-                server
-            }
+        let server = serve(&workspace, port, |server| {
+            server.wait_entity("component", "evil");
+            server.wait_entity("api", "pets-api");
+            server.settle();
         })
-        .await
-        .unwrap();
+        .await;
         let base = server.base.clone();
         let client = &browser.client;
         let shots = screenshots();
@@ -408,12 +415,7 @@ fn signing_in_and_out_through_the_browser_with_the_guest_provider() {
                 catalog_with("./catalog.yaml")
             ),
         );
-        let server = tokio::task::spawn_blocking({
-            let dir = workspace.path().to_path_buf();
-            move || Server::start(&dir, port, &[])
-        })
-        .await
-        .unwrap();
+        let server = serve(&workspace, port, |_| {}).await;
         let base = server.base.clone();
         let client = &browser.client;
         let shots = screenshots();
@@ -477,21 +479,15 @@ fn signing_in_with_openid_connect_in_the_browser_under_a_permission_policy() {
                 catalog_with("./catalog.yaml")
             ),
         );
-        let server = tokio::task::spawn_blocking({
-            let dir = workspace.path().to_path_buf();
-            move || {
-                let server = Server::start(&dir, port, &[]);
-                // ada must be in the catalog before the resolver can find her.
-                server.wait_for("ada", |server| {
-                    let url = format!("{}/api/catalog/entities/by-name/user/default/ada", server.base);
-                    let response = server.client.get(url).bearer_auth("test-static-token").send().ok()?;
-                    (response.status().as_u16() == 200).then_some(())
-                });
-                server
-            }
+        let server = serve(&workspace, port, |server| {
+            // ada must be in the catalog before the resolver can find her.
+            server.wait_for("ada", |server| {
+                let url = format!("{}/api/catalog/entities/by-name/user/default/ada", server.base);
+                let response = server.client.get(url).bearer_auth("test-static-token").send().ok()?;
+                (response.status().as_u16() == 200).then_some(())
+            });
         })
-        .await
-        .unwrap();
+        .await;
         let base = server.base.clone();
         let client = &browser.client;
         let shots = screenshots();
