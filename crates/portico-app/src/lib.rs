@@ -241,8 +241,9 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<tokio::task::JoinHandle<()>, Error> {
         self.connect_providers().await?;
-        if self.options.policy.is_some() {
-            // Another replica may save a new policy: follow it within seconds.
+        if self.options.policy.is_some() && self.store.is_postgres() {
+            // Another replica may save a new policy: follow it within seconds. (SQLite has one
+            // process, which installs a saved policy itself.)
             let app = self.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {

@@ -94,6 +94,17 @@ async fn serve(workspace: &Workspace, port: u16, ready: impl FnOnce(&Server) + S
     .expect("starting the server")
 }
 
+/// A Portico without sign-in serving the test catalog, `alpha` already in it.
+fn plain_server() -> (Workspace, Server) {
+    let workspace = Workspace::new();
+    workspace.write("catalog.yaml", CATALOG);
+    let port = free_port();
+    workspace.config(port, &catalog_with("./catalog.yaml"));
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("component", "alpha");
+    (workspace, server)
+}
+
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-screenshots")
 }
@@ -305,12 +316,7 @@ fn browsing_filtering_following_and_registering_in_a_real_browser() {
 
 #[test]
 fn pages_answer_with_status_titles_and_security_headers() {
-    let workspace = Workspace::new();
-    workspace.write("catalog.yaml", CATALOG);
-    let port = free_port();
-    workspace.config(port, &catalog_with("./catalog.yaml"));
-    let server = Server::start(workspace.path(), port, &[]);
-    server.wait_entity("component", "alpha");
+    let (_workspace, server) = plain_server();
 
     let page = server.get_raw("/catalog/default/component/alpha");
     assert_eq!(page.status(), 200);
@@ -563,12 +569,7 @@ fn signing_in_with_openid_connect_in_the_browser_under_a_permission_policy() {
 
 #[test]
 fn forms_without_the_anti_forgery_token_are_refused() {
-    let workspace = Workspace::new();
-    workspace.write("catalog.yaml", CATALOG);
-    let port = free_port();
-    workspace.config(port, &catalog_with("./catalog.yaml"));
-    let server = Server::start(workspace.path(), port, &[]);
-    server.wait_entity("component", "alpha");
+    let (_workspace, server) = plain_server();
     let post = |cookie: Option<&str>, body: &str| {
         let mut request = server
             .client
