@@ -1,14 +1,16 @@
 //! The read side: the index behind a lock, kept in step with the store's change feed.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use portico_query::search::search_rows;
 use portico_store::Store;
 use serde_json::Value;
 
-use crate::index::Index;
+use crate::index::{Index, SnapshotError, SnapshotHeader};
 
 /// Rows loaded per query while rebuilding the index at startup.
 const LOAD_PAGE: usize = 5_000;
@@ -22,11 +24,25 @@ pub struct Catalog {
     /// Serializes writers of the index (direct applies and feed syncs) so no change is applied
     /// out of order.
     writer: tokio::sync::Mutex<()>,
+    /// Where the index is saved between runs (`None`: rebuilt from the store at every start).
+    snapshot: Option<PathBuf>,
+    /// The database's instance id, known once `load` ran (snapshots name it).
+    instance: parking_lot::Mutex<Option<String>>,
+    /// The sequence number of the last snapshot written or read, and when it was written.
+    saved: parking_lot::Mutex<(i64, Option<Instant>)>,
 }
+
+/// How often at most an idle server saves a changed index (besides at shutdown).
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Catalog {
     pub fn new() -> Catalog {
         Catalog::default()
+    }
+
+    /// A catalog whose index is saved to `path` and read back at the next start.
+    pub fn with_snapshot(path: PathBuf) -> Catalog {
+        Catalog { snapshot: Some(path), ..Catalog::default() }
     }
 
     pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, Index> {
@@ -42,6 +58,60 @@ impl Catalog {
     /// Reading, parsing and inserting overlap: one task reads pages from the store while up to
     /// `PARSERS` blocking tasks parse pages into search rows, and this task fills the index.
     pub async fn load(&self, store: &Store) -> Result<usize, portico_store::Error> {
+        if let Some(path) = self.snapshot.clone() {
+            let instance = store.instance_id().await?;
+            *self.instance.lock() = Some(instance.clone());
+            let current = store.current_seq().await?;
+            let read = tokio::task::spawn_blocking(move || read_snapshot(&path, &instance, current)).await;
+            match read {
+                Ok(Ok((seq, index))) => {
+                    let count = index.len();
+                    *self.index.write() = index;
+                    self.seq.store(seq, Ordering::Release);
+                    // As good as just saved: the next save waits its interval, unless forced.
+                    *self.saved.lock() = (seq, Some(Instant::now()));
+                    self.sync(store).await?;
+                    tracing::info!(entities = count, seq, current, "catalog index read from its snapshot");
+                    return Ok(self.index.read().len());
+                }
+                Ok(Err(SnapshotError::Io(error))) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Ok(Err(reason)) => {
+                    tracing::info!(%reason, "catalog index snapshot not used; rebuilding the index")
+                }
+                Err(error) => tracing::warn!(%error, "reading the catalog index snapshot failed"),
+            }
+        }
+        self.rebuild(store).await
+    }
+
+    /// Saves the index when it changed since the last snapshot and `SNAPSHOT_INTERVAL` has
+    /// passed (or always, with `force`, as at shutdown). Blocking: call off the async runtime.
+    pub fn save_snapshot(&self, force: bool) -> Result<bool, std::io::Error> {
+        let (Some(path), Some(instance)) = (&self.snapshot, self.instance.lock().clone()) else {
+            return Ok(false);
+        };
+        let (saved_seq, saved_at) = *self.saved.lock();
+        let recent = saved_at.is_some_and(|at| at.elapsed() < SNAPSHOT_INTERVAL);
+        if self.seq() == saved_seq || (recent && !force) {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let temporary = path.with_extension("index.partial");
+        let index = self.index.read();
+        let seq = self.seq();
+        let file = std::fs::File::create(&temporary)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        index.write_snapshot(&SnapshotHeader { instance, seq }, &mut out)?;
+        let file = out.into_inner().map_err(|error| error.into_error())?;
+        drop(index);
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        *self.saved.lock() = (seq, Some(Instant::now()));
+        tracing::debug!(seq, ms = started.elapsed().as_millis(), "catalog index snapshot saved");
+        Ok(true)
+    }
+
+    async fn rebuild(&self, store: &Store) -> Result<usize, portico_store::Error> {
         const PARSERS: usize = 2;
         let _writer = self.writer.lock().await;
         let seq = store.current_seq().await?;
@@ -91,6 +161,11 @@ impl Catalog {
             Err(error) => tracing::error!(%error, "the index loader's reader task failed"),
         }
         let count = index.len();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for (part, bytes) in index.memory_report() {
+                tracing::debug!(part, kib = bytes / 1024, "index memory");
+            }
+        }
         *self.index.write() = index;
         self.seq.store(seq, Ordering::Release);
         Ok(count)
@@ -99,6 +174,53 @@ impl Catalog {
     /// Rebuilds cached orders and facets that the last changes made stale (see `Index::warm`).
     pub fn warm(&self) {
         self.index.read().warm();
+        self.compress_bodies();
+    }
+
+    /// Trains the body dictionary once the catalog is large enough, then recompresses the
+    /// bodies stored before it in chunks, off the write lock except for each swap.
+    fn compress_bodies(&self) {
+        const CHUNK: usize = 10_000;
+        let samples = self.index.write().dictionary_samples();
+        if let Some(samples) = samples {
+            let started = std::time::Instant::now();
+            match crate::index::train_codec(&samples) {
+                Some(codec) => {
+                    self.index.write().set_codec(codec);
+                    tracing::debug!(
+                        samples = samples.len(),
+                        ms = started.elapsed().as_millis(),
+                        "trained the body dictionary"
+                    );
+                }
+                None => tracing::debug!(
+                    samples = samples.len(),
+                    "training a body dictionary failed; bodies stay LZ4"
+                ),
+            }
+        }
+        let mut from = 0;
+        loop {
+            let (codec, (outdated, next)) = {
+                let index = self.index.read();
+                (index.codec().clone(), index.outdated_bodies(from, CHUNK))
+            };
+            if !outdated.is_empty() {
+                let recompressed = outdated
+                    .into_iter()
+                    .filter_map(|(slot_id, old)| {
+                        let text = codec.decompress(&old)?;
+                        let new = codec.compress(&text);
+                        Some((slot_id, old, new))
+                    })
+                    .collect();
+                self.index.write().replace_bodies(recompressed);
+            }
+            match next {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
     }
 
     /// Applies every change the store recorded since the index's sequence number.
@@ -155,6 +277,17 @@ impl Catalog {
         }
         self.sync(store).await
     }
+}
+
+/// Reads a snapshot that belongs to this database and to a point of its change feed it has
+/// reached (a restored backup may be behind the snapshot).
+fn read_snapshot(path: &Path, instance: &str, current: i64) -> Result<(i64, Index), SnapshotError> {
+    let data = std::fs::read(path)?;
+    let (header, index) = Index::read_snapshot(&data)?;
+    if header.instance != instance || header.seq > current {
+        return Err(SnapshotError::Stale);
+    }
+    Ok((header.seq, index))
 }
 
 /// `(ref, uid, body, search rows, has processing errors)`.

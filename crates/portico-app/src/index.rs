@@ -20,21 +20,19 @@ use portico_query::search::SearchRow;
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
+pub use self::body::{Body, Codec};
+pub use self::snapshot::{SnapshotError, SnapshotHeader};
+
+mod body;
+mod snapshot;
+
 /// One stored entity.
 #[derive(Debug)]
 struct Slot {
     entity_ref: Box<str>,
     uid: Box<str>,
-    /// The final entity's JSON text, LZ4-compressed (about a quarter of the text): bodies are
-    /// most of the index, and decompressing one costs about a microsecond per response.
-    body: Box<[u8]>,
-}
-
-impl Slot {
-    fn text(&self) -> Option<Arc<str>> {
-        let bytes = lz4_flex::decompress_size_prepended(&self.body).ok()?;
-        String::from_utf8(bytes).ok().map(Arc::from)
-    }
+    /// The final entity's JSON text, compressed (see `body`): bodies are most of the index.
+    body: Body,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +126,10 @@ pub struct Index {
     by_uid: HashMap<Box<str>, u32>,
     key_ids: HashMap<Box<str>, u32>,
     keys: Vec<KeyIndex>,
+    /// Compresses bodies; gets a dictionary once there are enough entities to train one.
+    codec: Codec,
+    /// The entity count at the last attempt to train a dictionary (0: never tried).
+    dictionary_attempt: usize,
     /// Bumped on every change; sorted orders cached under an older generation are stale.
     generation: u64,
     orders: Mutex<HashMap<OrderKey, Arc<SortedOrder>>>,
@@ -152,6 +154,16 @@ impl std::fmt::Debug for CachedFacet {
         f.debug_struct("CachedFacet").field("generation", &self.generation).finish_non_exhaustive()
     }
 }
+
+/// Trains a body codec on sample texts (see `Index::dictionary_samples`).
+pub fn train_codec(samples: &[Arc<str>]) -> Option<Codec> {
+    Codec::train(samples)
+}
+
+/// Entities the index holds before it trains a dictionary for their bodies, and how many of
+/// them it samples.
+const DICTIONARY_AT: usize = 1_000;
+const DICTIONARY_SAMPLES: usize = 2_000;
 
 /// Facet answers kept at most; the cache starts over when full.
 const FACET_CACHE: usize = 512;
@@ -238,7 +250,7 @@ impl Index {
         }
         self.by_uid.insert(uid.into(), slot_id);
         self.live.insert(slot_id);
-        let body = lz4_flex::compress_prepend_size(body.as_bytes()).into_boxed_slice();
+        let body = self.codec.compress(&body);
         self.slots[slot_id as usize] = Some(Slot { entity_ref: entity_ref.into(), uid: uid.into(), body });
     }
 
@@ -262,7 +274,7 @@ impl Index {
         self.by_uid.remove(&slot.uid);
         // The rows are derived again from the body rather than kept per entity: removal is rare
         // next to reads, and keeping them would roughly double the index's memory.
-        let text = slot.text().unwrap_or_else(|| Arc::from(""));
+        let text = self.codec.decompress(&slot.body).unwrap_or_else(|| Arc::from(""));
         let rows = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|entity| portico_query::search::search_rows(&entity).ok())
@@ -301,6 +313,68 @@ impl Index {
 
     fn key(&self, key: &str) -> Option<&KeyIndex> {
         self.key_ids.get(key).map(|&key_id| &self.keys[key_id as usize])
+    }
+
+    /// Sample bodies to train a compression dictionary on, when the index has none yet and
+    /// holds enough entities (tried again only once the catalog has doubled).
+    pub fn dictionary_samples(&mut self) -> Option<Vec<Arc<str>>> {
+        if self.codec.dictionary().is_some()
+            || self.len() < DICTIONARY_AT
+            || (self.dictionary_attempt > 0 && self.len() < 2 * self.dictionary_attempt)
+        {
+            return None;
+        }
+        self.dictionary_attempt = self.len();
+        // Slots fill in arrival order, and arrival is grouped (by file, by ref): a stride over
+        // all of them samples every kind.
+        let step = (self.slots.len() / DICTIONARY_SAMPLES).max(1);
+        let samples = self
+            .slots
+            .iter()
+            .step_by(step)
+            .flatten()
+            .filter_map(|slot| self.codec.decompress(&slot.body))
+            .collect();
+        Some(samples)
+    }
+
+    /// Installs a trained codec; bodies compressed before stay readable until recompressed.
+    pub fn set_codec(&mut self, codec: Codec) {
+        self.codec = codec;
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// Up to `limit` bodies not yet in the codec's best form, from slot `from` on, and where to
+    /// continue (`None` at the end).
+    pub fn outdated_bodies(&self, from: u32, limit: usize) -> (Vec<(u32, Body)>, Option<u32>) {
+        let mut found = Vec::new();
+        for (slot_id, slot) in self.slots.iter().enumerate().skip(from as usize) {
+            let slot_id = u32::try_from(slot_id).unwrap_or(u32::MAX);
+            if found.len() == limit {
+                return (found, Some(slot_id));
+            }
+            if let Some(slot) = slot {
+                if self.codec.outdated(&slot.body) {
+                    found.push((slot_id, slot.body.clone()));
+                }
+            }
+        }
+        (found, None)
+    }
+
+    /// Swaps recompressed bodies in, except where the entity changed since they were read.
+    /// Not a change of content, so the generation stays.
+    pub fn replace_bodies(&mut self, bodies: Vec<(u32, Body, Body)>) {
+        for (slot_id, old, new) in bodies {
+            if let Some(Some(slot)) = self.slots.get_mut(slot_id as usize) {
+                if slot.body == old {
+                    slot.body = new;
+                }
+            }
+        }
     }
 
     /// Records whether the entity carries processing errors (the UI filters on it; the API's
@@ -350,7 +424,8 @@ impl Index {
     }
 
     pub fn body(&self, slot_id: u32) -> Option<Arc<str>> {
-        self.slots.get(slot_id as usize)?.as_ref().and_then(Slot::text)
+        let slot = self.slots.get(slot_id as usize)?.as_ref()?;
+        self.codec.decompress(&slot.body)
     }
 
     pub fn uid(&self, slot_id: u32) -> Option<&str> {
@@ -732,6 +807,62 @@ impl Index {
     /// The body of an entity parsed, for callers that need structure (ancestry, relations).
     pub fn parsed(&self, entity_ref: &str) -> Option<Value> {
         self.by_ref(entity_ref).and_then(|body| serde_json::from_str(&body).ok())
+    }
+
+    /// Estimated heap bytes per part of the index (for diagnostics and the memory work).
+    pub fn memory_report(&self) -> Vec<(String, usize)> {
+        fn string_bytes(s: &str) -> usize {
+            s.len().next_multiple_of(8).max(8)
+        }
+        fn map_bytes<K, V>(map: &HashMap<K, V>) -> usize {
+            map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        fn posting_bytes(posting: &Posting) -> usize {
+            match posting {
+                Posting::One(_) => 0,
+                Posting::Many(bitmap) => bitmap.serialized_size() + 48,
+            }
+        }
+        let mut report = Vec::new();
+        let slots = self.slots.capacity() * std::mem::size_of::<Option<Slot>>();
+        let (mut refs, mut uids, mut bodies) = (0, 0, 0);
+        for slot in self.slots.iter().flatten() {
+            refs += string_bytes(&slot.entity_ref);
+            uids += string_bytes(&slot.uid);
+            bodies += slot.body.len().next_multiple_of(8);
+        }
+        report.push(("slots".to_owned(), slots));
+        report.push(("slot refs".to_owned(), refs));
+        report.push(("slot uids".to_owned(), uids));
+        report.push(("bodies (lz4)".to_owned(), bodies));
+        let by_ref = map_bytes(&self.by_ref) + self.by_ref.keys().map(|k| string_bytes(k)).sum::<usize>();
+        let by_uid = map_bytes(&self.by_uid) + self.by_uid.keys().map(|k| string_bytes(k)).sum::<usize>();
+        report.push(("by_ref".to_owned(), by_ref));
+        report.push(("by_uid".to_owned(), by_uid));
+        let mut keys: Vec<(String, usize)> = Vec::new();
+        let (mut values_total, mut count_total) = (0, 0);
+        for key in &self.keys {
+            let values = map_bytes(&key.values)
+                + key.values.iter().map(|(k, p)| string_bytes(k) + posting_bytes(p)).sum::<usize>();
+            let originals = map_bytes(&key.originals)
+                + key
+                    .originals
+                    .iter()
+                    .map(|(k, v)| {
+                        string_bytes(k)
+                            + v.capacity() * 32
+                            + v.iter().map(|(s, p)| string_bytes(s) + posting_bytes(p)).sum::<usize>()
+                    })
+                    .sum::<usize>();
+            let bytes = values + originals + key.all.serialized_size();
+            values_total += bytes;
+            count_total += key.values.len();
+            keys.push((format!("key {} ({} values)", key.name, key.values.len()), bytes));
+        }
+        report.push((format!("postings, all keys ({count_total} values)"), values_total));
+        keys.sort_by_key(|key| std::cmp::Reverse(key.1));
+        report.extend(keys.into_iter().take(15));
+        report
     }
 
     /// Names of keys, for debugging.

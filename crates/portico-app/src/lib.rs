@@ -91,6 +91,9 @@ pub struct AppOptions {
     /// The permission policy when `permission.enabled`, with its YAML text; `None` allows
     /// everything. A policy saved by an admin (in the database) takes precedence.
     pub policy: Option<(Arc<Policy>, String)>,
+    /// Where to save the index between runs, so a restart reads it instead of parsing every
+    /// stored entity (`None`: rebuild at every start).
+    pub index_snapshot: Option<std::path::PathBuf>,
 }
 
 /// The policy in force: parsed, its text, and who saved it when (`None`: the configured one).
@@ -196,7 +199,10 @@ impl App {
             // process, which is gone.
             store.expire_all_leases().await?;
         }
-        let catalog = Arc::new(Catalog::new());
+        let catalog = Arc::new(match &options.index_snapshot {
+            Some(path) => Catalog::with_snapshot(path.clone()),
+            None => Catalog::new(),
+        });
         let count = catalog.load(&store).await?;
         tracing::info!(entities = count, "catalog index loaded");
         let engine =
@@ -233,6 +239,16 @@ impl App {
             policy_version: AtomicU64::new(0),
             readable: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Saves the catalog index for the next start (at shutdown, after the engine stopped).
+    pub async fn save_index(&self) {
+        let catalog = self.catalog.clone();
+        match tokio::task::spawn_blocking(move || catalog.save_snapshot(true)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "saving the catalog index snapshot failed"),
+            Err(error) => tracing::warn!(%error, "saving the catalog index snapshot failed"),
+        }
     }
 
     /// Connects the built-in providers and starts the engine loops.

@@ -106,6 +106,12 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
         allowed_location_types: vec!["url".into()],
         readonly: config.readonly,
         refresh_on_conflict: config.refresh_on_conflict,
+        // Next to the SQLite file; PostgreSQL replicas rebuild (their restarts are fast at the
+        // sizes one machine serves, and a local file would be one more thing to keep per replica).
+        index_snapshot: match &config.database {
+            DatabaseConfig::Sqlite { path: Some(path) } => Some(path.with_extension("index")),
+            _ => None,
+        },
     };
     let app =
         App::new(store.clone(), processor, options).await.map_err(|error| anyhow::anyhow!("{error}"))?;
@@ -134,6 +140,7 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), engine).await;
+    app.save_index().await;
     store.close().await;
     eprintln!("portico: stopped");
     Ok(())

@@ -266,6 +266,14 @@ impl Store {
         Ok(count)
     }
 
+    /// This database's random id, fixed when its schema was created.
+    pub async fn instance_id(&self) -> Result<String> {
+        let (instance,): (String,) = dispatch!(self, pool => {
+            sqlx::query_as("SELECT instance FROM catalog_instance WHERE id = 1").fetch_one(pool).await?
+        });
+        Ok(instance)
+    }
+
     /// The current change sequence number.
     pub async fn current_seq(&self) -> Result<i64> {
         let (seq,): (i64,) = dispatch!(self, pool => {

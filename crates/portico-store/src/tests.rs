@@ -1283,7 +1283,7 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy"]
+        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance"]
     );
     store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
@@ -1295,7 +1295,7 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     store.migrate().await.unwrap();
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy"]
+        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance"]
     );
     assert_eq!(store.list_locations().await.unwrap(), []);
     assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
@@ -1315,9 +1315,12 @@ async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
     replica.migrate().await.unwrap();
     assert_eq!(
         replica.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy"]
+        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance"]
     );
     assert_eq!(replica.list_locations().await.unwrap().len(), 1);
+    let instance = store.instance_id().await.unwrap();
+    assert_eq!(instance.len(), 32, "{instance}");
+    assert_eq!(replica.instance_id().await.unwrap(), instance, "one database, one id");
 }
 
 async fn concurrent_writers_all_succeed(db: Db) {

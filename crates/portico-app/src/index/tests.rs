@@ -215,3 +215,121 @@ fn cached_facets_follow_changes_and_warming_refreshes_them() {
             .unwrap();
     assert_eq!(full[0].1, [("service".to_owned(), 1), ("website".to_owned(), 2)]);
 }
+
+#[test]
+fn bodies_move_to_a_trained_dictionary_without_changing_answers() {
+    let entities: Vec<Value> = (0..1_200)
+        .map(|i| {
+            entity(&format!("service-{i}"), "Component", ["service", "website"][i % 2], &format!("uid-{i}"))
+        })
+        .collect();
+    let mut index = index_of(&entities);
+    let before = index.by_ref("component:default/service-7").unwrap();
+    let generation = index.generation();
+
+    let samples = index.dictionary_samples().expect("enough entities to train");
+    assert!(samples.len() >= 1_000, "{}", samples.len());
+    // Asked again before the catalog doubled, it does not train again.
+    assert!(index.dictionary_samples().is_none());
+    index.set_codec(crate::index::train_codec(&samples).expect("a dictionary"));
+    let mut from = 0;
+    loop {
+        let (outdated, next) = index.outdated_bodies(from, 500);
+        let codec = index.codec().clone();
+        let recompressed = outdated
+            .into_iter()
+            .map(|(slot_id, old)| {
+                let new = codec.compress(&codec.decompress(&old).unwrap());
+                (slot_id, old, new)
+            })
+            .collect();
+        index.replace_bodies(recompressed);
+        match next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert!(index.outdated_bodies(0, usize::MAX).0.is_empty());
+    assert_eq!(index.by_ref("component:default/service-7").unwrap(), before);
+    assert_eq!(index.generation(), generation, "recompression is not a change");
+    assert_eq!(index.eval(filter("spec.type=website").as_ref()).len(), 600);
+
+    // Entities written afterwards use the dictionary, and replacing one unindexes the old body.
+    let changed = entity("service-7", "Component", "library", "uid-7");
+    index.upsert(
+        "component:default/service-7",
+        "uid-7",
+        Arc::from(changed.to_string()),
+        search_rows(&changed).unwrap(),
+    );
+    assert!(index.outdated_bodies(0, usize::MAX).0.is_empty());
+    assert_eq!(index.eval(filter("spec.type=website").as_ref()).len(), 599);
+    assert_eq!(index.eval(filter("spec.type=library").as_ref()).len(), 1);
+    assert_eq!(names(&[index.by_uid("uid-7").unwrap()]), ["service-7"]);
+}
+
+#[test]
+fn a_snapshot_reads_back_as_the_same_index() {
+    use crate::index::{SnapshotError, SnapshotHeader};
+
+    let mut entities: Vec<Value> = (0..1_100)
+        .map(|i| {
+            entity(&format!("Service-{i}"), "Component", ["Service", "website"][i % 2], &format!("uid-{i}"))
+        })
+        .collect();
+    entities.push(entity("gone", "API", "openapi", "uid-gone"));
+    let mut index = index_of(&entities);
+    index.remove("api:default/gone");
+    // Half the bodies in the trained form, half not: both must survive.
+    let samples = index.dictionary_samples().unwrap();
+    index.set_codec(crate::index::train_codec(&samples).unwrap());
+    let (outdated, _) = index.outdated_bodies(0, 500);
+    let codec = index.codec().clone();
+    index.replace_bodies(
+        outdated
+            .into_iter()
+            .map(|(slot, old)| (slot, old.clone(), codec.compress(&codec.decompress(&old).unwrap())))
+            .collect(),
+    );
+
+    let header = SnapshotHeader { instance: "db-1".into(), seq: 42 };
+    let mut bytes = Vec::new();
+    index.write_snapshot(&header, &mut bytes).unwrap();
+    let (read_header, mut read) = Index::read_snapshot(&bytes).unwrap();
+    assert_eq!(read_header, header);
+    assert_eq!(read.len(), index.len());
+    for name in ["Service-0", "Service-7", "Service-1099"] {
+        let entity_ref = format!("component:default/{}", name.to_lowercase());
+        assert_eq!(read.by_ref(&entity_ref), index.by_ref(&entity_ref));
+    }
+    assert_eq!(read.by_uid("uid-3"), index.by_uid("uid-3"));
+    assert!(read.by_ref("api:default/gone").is_none());
+    for text in ["spec.type=service", "kind=component", "metadata.name=service-12", "kind=api"] {
+        assert_eq!(read.eval(filter(text).as_ref()), index.eval(filter(text).as_ref()), "{text}");
+    }
+    let all = index.universe();
+    assert_eq!(read.facet("spec.type", &all), index.facet("spec.type", &all));
+    assert_eq!(read.facet("spec.type", &all), [("Service".to_owned(), 550), ("website".to_owned(), 550)]);
+    let order = read.order(&OrderKey::Field("metadata.name".into()));
+    let (first, _) = read.page(&order, &read.universe(), None, false, 0, 2);
+    assert_eq!(first.len(), 2);
+
+    // The read index keeps working: the freed slot is reused, updates move postings.
+    let extra = entity("new", "API", "grpc", "uid-new");
+    read.upsert("api:default/new", "uid-new", Arc::from(extra.to_string()), search_rows(&extra).unwrap());
+    assert_eq!(read.eval(filter("kind=api").as_ref()).len(), 1);
+    assert!(read.remove("component:default/service-7"));
+    assert_eq!(read.eval(filter("spec.type=website").as_ref()).len(), 549);
+
+    // Damage of any kind is refused, never half-read.
+    for cut in [0, 10, 20, bytes.len() / 2, bytes.len() - 1] {
+        assert!(Index::read_snapshot(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    assert!(matches!(Index::read_snapshot(&flipped), Err(SnapshotError::Checksum)));
+    let mut other_version = bytes.clone();
+    other_version[14] = 99;
+    assert!(matches!(Index::read_snapshot(&other_version), Err(SnapshotError::Format)));
+}

@@ -275,6 +275,68 @@ fn a_killed_server_restarts_with_a_consistent_catalog(database: &Database) {
 }
 
 #[test]
+fn a_restart_reads_the_saved_index_and_catches_up_with_what_changed_since() {
+    let workspace = Workspace::new();
+    let mut documents = String::new();
+    for index in 0..1500 {
+        documents.push_str(&component(&format!("service-{index:04}"), "bulk"));
+        documents.push_str("---\n");
+    }
+    workspace.write("catalog/all.yaml", &documents);
+    workspace.write("catalog/extra.yaml", &component("extra", "first"));
+    let port = free_port();
+    workspace.config(
+        port,
+        &format!(
+            "{}    - type: file\n      target: ./catalog/extra.yaml\n",
+            catalog_with("./catalog/all.yaml")
+        ),
+    );
+    let mut server = Server::start(workspace.path(), port, &[]);
+    server.wait_for("all 1501 components", |server| {
+        let (_, page) = server.get("/api/catalog/entities/by-query?filter=kind=component&limit=0");
+        (page["totalItems"] == 1501).then_some(())
+    });
+    server.settle();
+    let (_, before) = server.get("/api/catalog/entities/by-name/component/default/service-0007");
+    let (_, facets_before) = server.get("/api/catalog/entity-facets?facet=spec.type&facet=relations.ownedBy");
+    server.stop();
+    assert!(workspace.path().join("db/portico.index").exists(), "the index is saved at shutdown");
+
+    let mut server = Server::start(workspace.path(), port, &[]);
+    assert!(server.log_text().contains("catalog index read from its snapshot"), "{}", server.log_text());
+    let (_, after) = server.get("/api/catalog/entities/by-name/component/default/service-0007");
+    assert_eq!(after, before);
+    let (_, facets_after) = server.get("/api/catalog/entity-facets?facet=spec.type&facet=relations.ownedBy");
+    assert_eq!(facets_after, facets_before);
+    let (status, _) = server.get("/api/catalog/entities/by-name/component/default/extra");
+    assert_eq!(status, 200);
+
+    // Killed without a chance to save, after a change (an idle server saves at most once a
+    // minute): the next start reads the older snapshot and follows the change feed from there.
+    workspace.write("catalog/extra.yaml", &component("extra", "second"));
+    let (status, _) = server.post("/api/catalog/refresh", &json!({ "entityRef": "component:default/extra" }));
+    assert_eq!(status, 200);
+    server.wait_for("the changed description", |server| {
+        let (_, entity) = server.get("/api/catalog/entities/by-name/component/default/extra");
+        (entity["metadata"]["description"] == "second").then_some(())
+    });
+    server.kill();
+    let server = Server::start(workspace.path(), port, &[]);
+    assert!(server.log_text().contains("catalog index read from its snapshot"), "{}", server.log_text());
+    let (_, entity) = server.get("/api/catalog/entities/by-name/component/default/extra");
+    assert_eq!(entity["metadata"]["description"], "second");
+
+    // A damaged snapshot is not used: the index is rebuilt from the database.
+    drop(server);
+    std::fs::write(workspace.path().join("db/portico.index"), b"PORTICO-INDEX\nnot really").unwrap();
+    let server = Server::start(workspace.path(), port, &[]);
+    assert!(server.log_text().contains("catalog index snapshot not used"), "{}", server.log_text());
+    let (_, page) = server.get("/api/catalog/entities/by-query?filter=kind=component&limit=0");
+    assert_eq!(page["totalItems"], 1501);
+}
+
+#[test]
 fn location_targets_resolve_relatively_with_globs_and_optional_presence() {
     let workspace = Workspace::new();
     workspace.write(

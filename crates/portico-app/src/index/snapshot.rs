@@ -1,0 +1,293 @@
+//! The index saved to a file, so a restart does not parse every stored entity again.
+//!
+//! A snapshot is the index's own state (compressed bodies, the body dictionary, postings) tagged
+//! with the database it came from and the change sequence number it reflects. Loading it and
+//! then following the change feed from that number yields the same index as a full rebuild; any
+//! doubt (another database, a number the database has not reached, a damaged or truncated file,
+//! an older format) means a full rebuild instead.
+//!
+//! Layout: `MAGIC`, format version, database instance, sequence number, then the sections below,
+//! then a CRC-32 of everything before it. Integers are little-endian; byte strings and lists
+//! carry a `u32` length.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use roaring::RoaringBitmap;
+
+use super::{Body, Codec, Index, KeyIndex, Posting, Slot};
+
+const MAGIC: &[u8; 14] = b"PORTICO-INDEX\n";
+const VERSION: u32 = 1;
+
+/// Where a snapshot came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// The database's instance id (`Store::instance_id`).
+    pub instance: String,
+    /// The change sequence number the index reflects.
+    pub seq: i64,
+}
+
+/// Why a snapshot was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("not an index snapshot of this Portico version")]
+    Format,
+    #[error("damaged at byte {0}")]
+    Damaged(usize),
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("written for another database, or ahead of this one")]
+    Stale,
+}
+
+impl Index {
+    /// Writes the index as a snapshot. The caller holds the index still (a read lock).
+    pub fn write_snapshot(&self, header: &SnapshotHeader, out: impl Write) -> io::Result<()> {
+        let mut out = Writer { out, crc: crc32fast::Hasher::new() };
+        out.raw(MAGIC)?;
+        out.u32(VERSION)?;
+        out.bytes(header.instance.as_bytes())?;
+        out.u64(header.seq as u64)?;
+        out.bytes(self.codec.dictionary().unwrap_or_default())?;
+        out.len(self.slots.len())?;
+        for slot in &self.slots {
+            match slot {
+                None => out.u8(0)?,
+                Some(slot) => {
+                    out.u8(1)?;
+                    out.bytes(slot.entity_ref.as_bytes())?;
+                    out.bytes(slot.uid.as_bytes())?;
+                    out.bytes(slot.body.as_bytes())?;
+                }
+            }
+        }
+        out.bitmap(&self.with_errors)?;
+        out.len(self.keys.len())?;
+        for key in &self.keys {
+            out.bytes(key.name.as_bytes())?;
+            out.bitmap(&key.all)?;
+            out.len(key.values.len())?;
+            for (value, posting) in &key.values {
+                out.bytes(value.as_bytes())?;
+                out.posting(posting)?;
+            }
+            out.len(key.originals.len())?;
+            for (value, spellings) in &key.originals {
+                out.bytes(value.as_bytes())?;
+                out.len(spellings.len())?;
+                for (spelling, posting) in spellings {
+                    out.bytes(spelling.as_bytes())?;
+                    out.posting(posting)?;
+                }
+            }
+        }
+        let crc = out.crc.clone().finalize();
+        out.out.write_all(&crc.to_le_bytes())?;
+        out.out.flush()
+    }
+
+    /// Reads a snapshot written by `write_snapshot`.
+    pub fn read_snapshot(data: &[u8]) -> Result<(SnapshotHeader, Index), SnapshotError> {
+        let Some((content, crc)) = data.split_last_chunk::<4>() else {
+            return Err(SnapshotError::Format);
+        };
+        if !content.starts_with(MAGIC) {
+            return Err(SnapshotError::Format);
+        }
+        let mut input = Reader { data: content, pos: MAGIC.len() };
+        if input.u32()? != VERSION {
+            return Err(SnapshotError::Format);
+        }
+        if crc32fast::hash(content) != u32::from_le_bytes(*crc) {
+            return Err(SnapshotError::Checksum);
+        }
+        let instance = input.str()?.to_owned();
+        let seq = input.u64()? as i64;
+        let dictionary = input.bytes()?;
+        let mut index = Index::default();
+        if !dictionary.is_empty() {
+            index.codec =
+                Codec::with_dictionary(dictionary.to_vec()).ok_or(SnapshotError::Damaged(input.pos))?;
+        }
+        let slot_count = input.len()?;
+        index.slots.reserve_exact(slot_count);
+        index.by_ref.reserve(slot_count);
+        index.by_uid.reserve(slot_count);
+        for slot_id in 0..slot_count {
+            let slot_id = u32::try_from(slot_id).map_err(|_| SnapshotError::Damaged(input.pos))?;
+            match input.u8()? {
+                0 => {
+                    index.slots.push(None);
+                    index.free.push(slot_id);
+                }
+                1 => {
+                    let entity_ref: Box<str> = input.str()?.into();
+                    let uid: Box<str> = input.str()?.into();
+                    let body = Body::from_bytes(input.bytes()?).ok_or(SnapshotError::Damaged(input.pos))?;
+                    index.by_ref.insert(entity_ref.clone(), slot_id);
+                    index.by_uid.insert(uid.clone(), slot_id);
+                    index.live.insert(slot_id);
+                    index.slots.push(Some(Slot { entity_ref, uid, body }));
+                }
+                _ => return Err(SnapshotError::Damaged(input.pos)),
+            }
+        }
+        // Free slots are reused last-freed first; any order is correct.
+        index.free.reverse();
+        index.with_errors = input.bitmap()?;
+        let key_count = input.len()?;
+        for key_id in 0..key_count {
+            let name: Box<str> = input.str()?.into();
+            let all = input.bitmap()?;
+            let value_count = input.len()?;
+            let mut values = HashMap::with_capacity(value_count);
+            for _ in 0..value_count {
+                let value: Box<str> = input.str()?.into();
+                values.insert(value, input.posting()?);
+            }
+            let original_count = input.len()?;
+            let mut originals = HashMap::with_capacity(original_count);
+            for _ in 0..original_count {
+                let value: Box<str> = input.str()?.into();
+                let spelling_count = input.len()?;
+                let mut spellings = Vec::with_capacity(spelling_count);
+                for _ in 0..spelling_count {
+                    let spelling: Box<str> = input.str()?.into();
+                    spellings.push((spelling, input.posting()?));
+                }
+                originals.insert(value, spellings);
+            }
+            let key_id = u32::try_from(key_id).map_err(|_| SnapshotError::Damaged(input.pos))?;
+            index.key_ids.insert(name.clone(), key_id);
+            index.keys.push(KeyIndex { name, all, values, originals });
+        }
+        if input.pos != content.len() || index.by_ref.len() != index.live.len() as usize {
+            return Err(SnapshotError::Damaged(input.pos));
+        }
+        if index.codec.dictionary().is_some() {
+            index.dictionary_attempt = index.len();
+        }
+        index.generation = 1;
+        Ok((SnapshotHeader { instance, seq }, index))
+    }
+}
+
+struct Writer<W> {
+    out: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Writer<W> {
+    fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    fn u8(&mut self, value: u8) -> io::Result<()> {
+        self.raw(&[value])
+    }
+
+    fn u32(&mut self, value: u32) -> io::Result<()> {
+        self.raw(&value.to_le_bytes())
+    }
+
+    fn u64(&mut self, value: u64) -> io::Result<()> {
+        self.raw(&value.to_le_bytes())
+    }
+
+    fn len(&mut self, len: usize) -> io::Result<()> {
+        let len =
+            u32::try_from(len).map_err(|_| io::Error::other("index section too large for a snapshot"))?;
+        self.u32(len)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.len(bytes.len())?;
+        self.raw(bytes)
+    }
+
+    fn bitmap(&mut self, bitmap: &RoaringBitmap) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(bitmap.serialized_size());
+        bitmap.serialize_into(&mut bytes)?;
+        self.bytes(&bytes)
+    }
+
+    fn posting(&mut self, posting: &Posting) -> io::Result<()> {
+        match posting {
+            Posting::One(slot_id) => {
+                self.u8(0)?;
+                self.u32(*slot_id)
+            }
+            Posting::Many(bitmap) => {
+                self.u8(1)?;
+                self.bitmap(bitmap)
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], SnapshotError> {
+        let end = self.pos.checked_add(count).filter(|&end| end <= self.data.len());
+        let end = end.ok_or(SnapshotError::Damaged(self.pos))?;
+        let bytes = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, SnapshotError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        let low = u64::from(self.u32()?);
+        let high = u64::from(self.u32()?);
+        Ok(low | (high << 32))
+    }
+
+    /// A length, which can never exceed what is left (every counted item takes a byte or more).
+    fn len(&mut self) -> Result<usize, SnapshotError> {
+        let len = self.u32()? as usize;
+        if len > self.data.len() - self.pos {
+            return Err(SnapshotError::Damaged(self.pos));
+        }
+        Ok(len)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
+        let len = self.len()?;
+        self.take(len)
+    }
+
+    fn str(&mut self) -> Result<&'a str, SnapshotError> {
+        let pos = self.pos;
+        std::str::from_utf8(self.bytes()?).map_err(|_| SnapshotError::Damaged(pos))
+    }
+
+    fn bitmap(&mut self) -> Result<RoaringBitmap, SnapshotError> {
+        let pos = self.pos;
+        RoaringBitmap::deserialize_from(self.bytes()?).map_err(|_| SnapshotError::Damaged(pos))
+    }
+
+    fn posting(&mut self) -> Result<Posting, SnapshotError> {
+        match self.u8()? {
+            0 => Ok(Posting::One(self.u32()?)),
+            1 => Ok(Posting::Many(Box::new(self.bitmap()?))),
+            _ => Err(SnapshotError::Damaged(self.pos)),
+        }
+    }
+}
