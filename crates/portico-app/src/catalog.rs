@@ -30,7 +30,12 @@ pub struct Catalog {
     instance: parking_lot::Mutex<Option<String>>,
     /// The sequence number of the last snapshot written or read, and when it was written.
     saved: parking_lot::Mutex<(i64, Option<Instant>)>,
+    /// Entities written or removed since the index was last built in one go (see `repack`).
+    churn: std::sync::atomic::AtomicUsize,
 }
+
+/// Entities changed before an idle index is repacked (and at least a tenth of the catalog).
+const REPACK_MIN_CHURN: usize = 1_000;
 
 /// How often at most an idle server saves a changed index (besides at shutdown).
 const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
@@ -72,6 +77,7 @@ impl Catalog {
                     *self.saved.lock() = (seq, Some(Instant::now()));
                     self.sync(store).await?;
                     tracing::info!(entities = count, seq, current, "catalog index read from its snapshot");
+                    self.log_memory();
                     return Ok(self.index.read().len());
                 }
                 Ok(Err(SnapshotError::Io(error))) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -81,7 +87,80 @@ impl Catalog {
                 Err(error) => tracing::warn!(%error, "reading the catalog index snapshot failed"),
             }
         }
-        self.rebuild(store).await
+        let count = self.rebuild(store).await?;
+        self.log_memory();
+        Ok(count)
+    }
+
+    /// The index's estimated memory per part, at debug level.
+    fn log_memory(&self) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for (part, bytes) in self.index.read().memory_report() {
+                tracing::debug!(part, kib = bytes / 1024, "index memory");
+            }
+        }
+    }
+
+    /// Work for an idle moment: rebuild cached answers, compress bodies, save the snapshot, and
+    /// repack the index after heavy change. Blocking: call off the async runtime.
+    pub fn idle(&self) {
+        self.warm();
+        if let Err(error) = self.save_snapshot(false) {
+            tracing::warn!(%error, "saving the catalog index snapshot failed");
+        }
+        self.repack();
+    }
+
+    /// Rebuilds the index in one go from its own snapshot once many entities changed since it
+    /// was last built that way. An index filled entity by entity (ingestion) has its long-lived
+    /// pieces scattered among the freed temporaries of parsing, which the allocator cannot give
+    /// back; a fresh copy is dense, and dropping the old one releases whole pages. The index
+    /// keeps serving meanwhile; the copy replaces it only if nothing changed in between.
+    fn repack(&self) {
+        let len = self.index.read().len();
+        let churn = self.churn.load(Ordering::Relaxed);
+        if churn < REPACK_MIN_CHURN.max(len / 10) {
+            return;
+        }
+        let started = Instant::now();
+        let seq = self.seq();
+        // The snapshot just saved is this very index; without one, a copy in memory serves.
+        let saved = self.snapshot.as_ref().filter(|_| self.saved.lock().0 == seq);
+        let fresh = match saved {
+            Some(path) => {
+                std::fs::read(path).map_err(SnapshotError::Io).and_then(|bytes| Index::read_snapshot(&bytes))
+            }
+            None => {
+                let header = SnapshotHeader { instance: String::new(), seq };
+                let mut bytes = Vec::new();
+                let written = self.index.read().write_snapshot(&header, &mut bytes);
+                written.map_err(SnapshotError::Io).and_then(|()| Index::read_snapshot(&bytes))
+            }
+        };
+        match fresh {
+            Ok((header, mut fresh)) if header.seq == seq => {
+                // The cached orders and facets pages asked for, ready before the swap.
+                fresh.take_over_from(&self.index.read());
+                fresh.warm();
+                let mut index = self.index.write();
+                if self.seq() == seq
+                    && index.len() == fresh.len()
+                    && index.generation() + 1 == fresh.generation()
+                {
+                    let old = std::mem::replace(&mut *index, fresh);
+                    drop(index);
+                    drop(old);
+                    self.churn.store(0, Ordering::Relaxed);
+                    tracing::debug!(
+                        entities = len,
+                        ms = started.elapsed().as_millis(),
+                        "catalog index repacked"
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "repacking the catalog index failed"),
+        }
     }
 
     /// Saves the index when it changed since the last snapshot and `SNAPSHOT_INTERVAL` has
@@ -160,12 +239,10 @@ impl Catalog {
             Ok(result) => result?,
             Err(error) => tracing::error!(%error, "the index loader's reader task failed"),
         }
+        index.shrink();
         let count = index.len();
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            for (part, bytes) in index.memory_report() {
-                tracing::debug!(part, kib = bytes / 1024, "index memory");
-            }
-        }
+        // Filled entity by entity: worth repacking once idle.
+        self.churn.store(count, Ordering::Relaxed);
         *self.index.write() = index;
         self.seq.store(seq, Ordering::Release);
         Ok(count)
@@ -236,6 +313,7 @@ impl Catalog {
             .filter_map(|row| prepare(&row.entity_ref, row.final_entity))
             .collect();
         let mut index = self.index.write();
+        self.churn.fetch_add(changes.deletes.len() + prepared.len(), Ordering::Relaxed);
         for entity_ref in &changes.deletes {
             index.remove(entity_ref);
         }
@@ -264,6 +342,7 @@ impl Catalog {
                     .filter_map(|(entity_ref, entity, text)| prepare_parsed(&entity_ref, &entity, text))
                     .collect();
                 let mut index = self.index.write();
+                self.churn.fetch_add(gone.len() + prepared.len(), Ordering::Relaxed);
                 for entity_ref in gone {
                     index.remove(entity_ref);
                 }
@@ -282,8 +361,16 @@ impl Catalog {
 /// Reads a snapshot that belongs to this database and to a point of its change feed it has
 /// reached (a restored backup may be behind the snapshot).
 fn read_snapshot(path: &Path, instance: &str, current: i64) -> Result<(i64, Index), SnapshotError> {
+    let started = Instant::now();
     let data = std::fs::read(path)?;
+    let read_ms = started.elapsed().as_millis();
     let (header, index) = Index::read_snapshot(&data)?;
+    tracing::debug!(
+        bytes = data.len(),
+        read_ms,
+        parse_ms = started.elapsed().as_millis() - read_ms,
+        "catalog index snapshot read"
+    );
     if header.instance != instance || header.seq > current {
         return Err(SnapshotError::Stale);
     }

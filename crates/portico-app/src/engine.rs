@@ -119,15 +119,9 @@ impl Engine {
                 continue;
             }
             // Idle: rebuild the sort orders and facets pages asked for before the last change,
-            // off the request path.
+            // save and repack the index, off the request path.
             let catalog = self.catalog.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                catalog.warm();
-                if let Err(error) = catalog.save_snapshot(false) {
-                    tracing::warn!(%error, "saving the catalog index snapshot failed");
-                }
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || catalog.idle()).await;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}

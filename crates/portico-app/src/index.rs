@@ -12,6 +12,7 @@
 //! database for longer than one poll.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -22,9 +23,11 @@ use serde_json::Value;
 
 pub use self::body::{Body, Codec};
 pub use self::snapshot::{SnapshotError, SnapshotHeader};
+use self::values::Values;
 
 mod body;
 mod snapshot;
+mod values;
 
 /// One stored entity.
 #[derive(Debug)]
@@ -40,10 +43,8 @@ struct KeyIndex {
     name: Box<str>,
     /// Entities having the key at all (even with a null or over-long value).
     all: RoaringBitmap,
-    /// Lower-cased value to entities.
-    values: HashMap<Box<str>, Posting>,
-    /// For facets: lower-cased value to the original spellings that differ from it.
-    originals: HashMap<Box<str>, Vec<(Box<str>, Posting)>>,
+    /// Lower-cased value to entities, with the spellings facets report.
+    values: Values,
 }
 
 /// The entities having one value. Most values (names, uids, links, refs in relations) belong to
@@ -106,11 +107,84 @@ impl Posting {
         }
     }
 
+    /// Estimated heap bytes beyond the enum itself.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Posting::One(_) => 0,
+            Posting::Many(bitmap) => bitmap.serialized_size() + 64,
+        }
+    }
+
     fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
         match self {
             Posting::One(slot_id) => Box::new(std::iter::once(*slot_id)),
             Posting::Many(bitmap) => Box::new(bitmap.iter()),
         }
+    }
+}
+
+/// Slots found by one of their strings (the ref, or with `UID` the uid) without keeping a
+/// second copy of it.
+#[derive(Debug, Default)]
+struct SlotLookup<const UID: bool> {
+    table: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<const UID: bool> SlotLookup<UID> {
+    fn text(slot: &Slot) -> &str {
+        if UID {
+            &slot.uid
+        } else {
+            &slot.entity_ref
+        }
+    }
+
+    fn hash_of(&self, slots: &[Option<Slot>], slot_id: u32) -> u64 {
+        slots[slot_id as usize].as_ref().map_or(0, |slot| self.hasher.hash_one(Self::text(slot)))
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn get(&self, slots: &[Option<Slot>], text: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(text);
+        self.table
+            .find(hash, |&slot_id| {
+                slots[slot_id as usize].as_ref().is_some_and(|slot| Self::text(slot) == text)
+            })
+            .copied()
+    }
+
+    /// Adds a slot, which must be filled.
+    fn insert(&mut self, slots: &[Option<Slot>], slot_id: u32) {
+        let hash = self.hash_of(slots, slot_id);
+        let SlotLookup { table, hasher } = self;
+        table.insert_unique(hash, slot_id, |&slot_id| {
+            slots[slot_id as usize].as_ref().map_or(0, |slot| hasher.hash_one(Self::text(slot)))
+        });
+    }
+
+    fn remove(&mut self, text: &str, slot_id: u32) {
+        let hash = self.hasher.hash_one(text);
+        if let Ok(found) = self.table.find_entry(hash, |&candidate| candidate == slot_id) {
+            found.remove();
+        }
+    }
+
+    fn reserve(&mut self, slots: &[Option<Slot>], additional: usize) {
+        let SlotLookup { table, hasher } = self;
+        table.reserve(additional, |&slot_id| {
+            slots[slot_id as usize].as_ref().map_or(0, |slot| hasher.hash_one(Self::text(slot)))
+        });
+    }
+
+    fn shrink(&mut self, slots: &[Option<Slot>]) {
+        let SlotLookup { table, hasher } = self;
+        table.shrink_to_fit(|&slot_id| {
+            slots[slot_id as usize].as_ref().map_or(0, |slot| hasher.hash_one(Self::text(slot)))
+        });
     }
 }
 
@@ -122,8 +196,9 @@ pub struct Index {
     live: RoaringBitmap,
     /// Entities whose last processing pass failed (`status.items` has errors).
     with_errors: RoaringBitmap,
-    by_ref: HashMap<Box<str>, u32>,
-    by_uid: HashMap<Box<str>, u32>,
+    /// Slots by entity ref and by uid, hashing the slot's own copy of the string.
+    by_ref: SlotLookup<false>,
+    by_uid: SlotLookup<true>,
     key_ids: HashMap<Box<str>, u32>,
     keys: Vec<KeyIndex>,
     /// Compresses bodies; gets a dictionary once there are enough entities to train one.
@@ -190,6 +265,19 @@ pub struct SortedOrder {
     ranks: Vec<u32>,
 }
 
+impl SortedOrder {
+    /// A placeholder that is stale under every generation.
+    fn empty() -> SortedOrder {
+        SortedOrder {
+            generation: u64::MAX,
+            entries: Vec::new(),
+            values: Vec::new(),
+            members: RoaringBitmap::new(),
+            ranks: Vec::new(),
+        }
+    }
+}
+
 /// A position in a sorted order: the sort value (lower-cased) and the uid.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
@@ -203,16 +291,16 @@ impl Index {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_ref.is_empty()
+        self.by_ref.len() == 0
     }
 
     /// Inserts or replaces an entity. `rows` are its search rows.
     pub fn upsert(&mut self, entity_ref: &str, uid: &str, body: Arc<str>, rows: Vec<SearchRow>) {
         self.generation += 1;
-        let slot_id = match self.by_ref.get(entity_ref) {
-            Some(&slot_id) => {
+        let (slot_id, new) = match self.by_ref.get(&self.slots, entity_ref) {
+            Some(slot_id) => {
                 self.unindex(slot_id);
-                slot_id
+                (slot_id, false)
             }
             None => {
                 let slot_id = match self.free.pop() {
@@ -222,8 +310,7 @@ impl Index {
                         u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 entities")
                     }
                 };
-                self.by_ref.insert(entity_ref.into(), slot_id);
-                slot_id
+                (slot_id, true)
             }
         };
         for row in rows {
@@ -231,33 +318,23 @@ impl Index {
             let key = &mut self.keys[key_id as usize];
             key.all.insert(slot_id);
             if let Some(value) = &row.value {
-                match key.values.get_mut(value.as_str()) {
-                    Some(posting) => posting.insert(slot_id),
-                    None => {
-                        key.values.insert(value.as_str().into(), Posting::One(slot_id));
-                    }
-                }
-                if let Some(original) = &row.original {
-                    if original != value {
-                        let spellings = key.originals.entry(value.as_str().into()).or_default();
-                        match spellings.iter_mut().find(|(spelling, _)| **spelling == **original) {
-                            Some((_, posting)) => posting.insert(slot_id),
-                            None => spellings.push((original.as_str().into(), Posting::One(slot_id))),
-                        }
-                    }
-                }
+                key.values.insert(value, row.original.as_deref().unwrap_or(value), slot_id);
             }
         }
-        self.by_uid.insert(uid.into(), slot_id);
         self.live.insert(slot_id);
         let body = self.codec.compress(&body);
         self.slots[slot_id as usize] = Some(Slot { entity_ref: entity_ref.into(), uid: uid.into(), body });
+        if new {
+            self.by_ref.insert(&self.slots, slot_id);
+        }
+        self.by_uid.insert(&self.slots, slot_id);
     }
 
     pub fn remove(&mut self, entity_ref: &str) -> bool {
-        let Some(slot_id) = self.by_ref.remove(entity_ref) else {
+        let Some(slot_id) = self.by_ref.get(&self.slots, entity_ref) else {
             return false;
         };
+        self.by_ref.remove(entity_ref, slot_id);
         self.generation += 1;
         self.unindex(slot_id);
         self.slots[slot_id as usize] = None;
@@ -266,12 +343,27 @@ impl Index {
         true
     }
 
+    /// Makes room in the ref and uid lookups (reading a snapshot).
+    fn reserve_lookups(&mut self, additional: usize) {
+        self.by_ref.reserve(&self.slots, additional);
+        self.by_uid.reserve(&self.slots, additional);
+    }
+
+    /// Gives back the room grown into while filling (after a load).
+    pub fn shrink(&mut self) {
+        for key in &mut self.keys {
+            key.values.shrink();
+        }
+        self.by_ref.shrink(&self.slots);
+        self.by_uid.shrink(&self.slots);
+    }
+
     fn unindex(&mut self, slot_id: u32) {
         let Some(slot) = self.slots[slot_id as usize].take() else {
             return;
         };
         self.with_errors.remove(slot_id);
-        self.by_uid.remove(&slot.uid);
+        self.by_uid.remove(&slot.uid, slot_id);
         // The rows are derived again from the body rather than kept per entity: removal is rare
         // next to reads, and keeping them would roughly double the index's memory.
         let text = self.codec.decompress(&slot.body).unwrap_or_else(|| Arc::from(""));
@@ -283,18 +375,8 @@ impl Index {
             let Some(&key_id) = self.key_ids.get(row.key.as_str()) else { continue };
             let key = &mut self.keys[key_id as usize];
             key.all.remove(slot_id);
-            if let (Some(lower), Some(original)) = (&row.value, &row.original) {
-                if key.values.get_mut(lower.as_str()).is_some_and(|posting| posting.remove(slot_id)) {
-                    key.values.remove(lower.as_str());
-                }
-                if original != lower {
-                    if let Some(spellings) = key.originals.get_mut(lower.as_str()) {
-                        spellings.retain_mut(|(_, posting)| !posting.remove(slot_id));
-                        if spellings.is_empty() {
-                            key.originals.remove(lower.as_str());
-                        }
-                    }
-                }
+            if let Some(lower) = &row.value {
+                key.values.remove(lower, row.original.as_deref().unwrap_or(lower), slot_id);
             }
         }
         // Keep the slot's identity until the caller re-fills it.
@@ -380,7 +462,7 @@ impl Index {
     /// Records whether the entity carries processing errors (the UI filters on it; the API's
     /// filter language cannot reach `status`, as in Backstage).
     pub fn flag_errors(&mut self, entity_ref: &str, has_errors: bool) {
-        if let Some(&slot_id) = self.by_ref.get(entity_ref) {
+        if let Some(slot_id) = self.by_ref.get(&self.slots, entity_ref) {
             if has_errors {
                 self.with_errors.insert(slot_id);
             } else {
@@ -401,26 +483,26 @@ impl Index {
     }
 
     pub fn by_ref(&self, entity_ref: &str) -> Option<Arc<str>> {
-        let slot_id = *self.by_ref.get(entity_ref)?;
+        let slot_id = self.by_ref.get(&self.slots, entity_ref)?;
         self.body(slot_id)
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<Arc<str>> {
-        let slot_id = *self.by_uid.get(uid)?;
+        let slot_id = self.by_uid.get(&self.slots, uid)?;
         self.body(slot_id)
     }
 
     pub fn ref_of_uid(&self, uid: &str) -> Option<&str> {
-        let slot_id = *self.by_uid.get(uid)?;
+        let slot_id = self.by_uid.get(&self.slots, uid)?;
         self.slots[slot_id as usize].as_ref().map(|slot| &*slot.entity_ref)
     }
 
     pub fn contains_ref(&self, entity_ref: &str) -> bool {
-        self.by_ref.contains_key(entity_ref)
+        self.by_ref.get(&self.slots, entity_ref).is_some()
     }
 
     pub fn slot_of_ref(&self, entity_ref: &str) -> Option<u32> {
-        self.by_ref.get(entity_ref).copied()
+        self.by_ref.get(&self.slots, entity_ref)
     }
 
     pub fn body(&self, slot_id: u32) -> Option<Arc<str>> {
@@ -486,7 +568,7 @@ impl Index {
                     Condition::In(values) => {
                         let mut result = RoaringBitmap::new();
                         for value in values {
-                            if let Some(posting) = index.values.get(value.as_str()) {
+                            if let Some(posting) = index.values.get(value) {
                                 posting.add_to(&mut result);
                             }
                         }
@@ -494,11 +576,11 @@ impl Index {
                     }
                     Condition::HasPrefix(prefix) => {
                         let mut result = RoaringBitmap::new();
-                        for (value, posting) in &index.values {
+                        index.values.for_each(|value, posting| {
                             if value.starts_with(prefix.as_str()) {
                                 posting.add_to(&mut result);
                             }
-                        }
+                        });
                         result
                     }
                 }
@@ -511,11 +593,11 @@ impl Index {
         let mut result = RoaringBitmap::new();
         for key in keys {
             let Some(index) = self.key(key) else { continue };
-            for (value, posting) in &index.values {
+            index.values.for_each(|value, posting| {
                 if value.contains(term) {
                     posting.add_to(&mut result);
                 }
-            }
+            });
         }
         result & within
     }
@@ -570,6 +652,24 @@ impl Index {
         }
     }
 
+    /// Prepares a fresh copy of `old` to replace it: generations keep growing (answers cached
+    /// elsewhere under a generation must never look current again), and the orders and facet
+    /// answers `old` had cached come over as stale entries for `warm` to compute.
+    pub fn take_over_from(&mut self, old: &Index) {
+        self.generation = old.generation + 1;
+        let keys: Vec<OrderKey> = old.orders.lock().keys().cloned().collect();
+        for key in keys {
+            self.orders.lock().insert(key, Arc::new(SortedOrder::empty()));
+        }
+        let facets: Vec<(String, CachedFacet)> =
+            old.facets.lock().iter().map(|(question, cached)| (question.clone(), cached.clone())).collect();
+        let mut mine = self.facets.lock();
+        for (question, mut cached) in facets {
+            cached.generation = u64::MAX;
+            mine.insert(question, cached);
+        }
+    }
+
     /// Facet counts of `key` over `within`: original-case value to count, ascending by value.
     pub fn facet(&self, key: &str, within: &RoaringBitmap) -> Vec<(String, u64)> {
         self.facet_top(key, within, usize::MAX)
@@ -582,39 +682,7 @@ impl Index {
         let Some(index) = self.key(key) else {
             return Vec::new();
         };
-        let mut counts: Vec<(&str, u64)> = Vec::new();
-        for (value, posting) in &index.values {
-            // Counting needs no bitmap, unless some entities spell the value differently.
-            let Some(spellings) = index.originals.get(value) else {
-                let count = match posting {
-                    Posting::One(slot_id) => u64::from(within.contains(*slot_id)),
-                    // Small postings (most values) are cheaper to probe one by one.
-                    Posting::Many(bitmap) if bitmap.len() <= 32 => {
-                        bitmap.iter().filter(|slot_id| within.contains(*slot_id)).count() as u64
-                    }
-                    Posting::Many(bitmap) => bitmap.intersection_len(within),
-                };
-                if count > 0 {
-                    counts.push((value, count));
-                }
-                continue;
-            };
-            let mut matching = posting.and(within);
-            if matching.is_empty() {
-                continue;
-            }
-            // Entities whose original spelling differs are counted under that spelling.
-            for (original, original_posting) in spellings {
-                let under_original = original_posting.and(&matching);
-                if !under_original.is_empty() {
-                    matching -= &under_original;
-                    counts.push((original, under_original.len()));
-                }
-            }
-            if !matching.is_empty() {
-                counts.push((value, matching.len()));
-            }
-        }
+        let mut counts = index.values.facet_counts(within);
         if counts.len() > limit {
             let by_count = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
             counts.select_nth_unstable_by(limit, by_count);
@@ -663,20 +731,20 @@ impl Index {
             }
             OrderKey::Field(key) => {
                 if let Some(index) = self.key(key) {
-                    values = index.values.keys().cloned().collect();
-                    values.sort();
+                    let mut sorted: Vec<(Box<str>, &Posting)> = Vec::with_capacity(index.values.len());
+                    index.values.for_each(|value, posting| sorted.push((value.into(), posting)));
+                    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                     let mut seen = RoaringBitmap::new();
-                    for (rank, value) in values.iter().enumerate() {
+                    for (rank, (_, posting)) in sorted.iter().enumerate() {
                         let rank = u32::try_from(rank).unwrap_or(u32::MAX);
-                        if let Some(posting) = index.values.get(value) {
-                            for slot_id in posting.iter() {
-                                // Multi-valued keys sort an entity under its first value only.
-                                if seen.insert(slot_id) {
-                                    entries.push((rank, slot_id));
-                                }
+                        for slot_id in posting.iter() {
+                            // Multi-valued keys sort an entity under its first value only.
+                            if seen.insert(slot_id) {
+                                entries.push((rank, slot_id));
                             }
                         }
                     }
+                    values = sorted.into_iter().map(|(value, _)| value).collect();
                 }
             }
         }
@@ -814,15 +882,6 @@ impl Index {
         fn string_bytes(s: &str) -> usize {
             s.len().next_multiple_of(8).max(8)
         }
-        fn map_bytes<K, V>(map: &HashMap<K, V>) -> usize {
-            map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
-        }
-        fn posting_bytes(posting: &Posting) -> usize {
-            match posting {
-                Posting::One(_) => 0,
-                Posting::Many(bitmap) => bitmap.serialized_size() + 48,
-            }
-        }
         let mut report = Vec::new();
         let slots = self.slots.capacity() * std::mem::size_of::<Option<Slot>>();
         let (mut refs, mut uids, mut bodies) = (0, 0, 0);
@@ -834,27 +893,13 @@ impl Index {
         report.push(("slots".to_owned(), slots));
         report.push(("slot refs".to_owned(), refs));
         report.push(("slot uids".to_owned(), uids));
-        report.push(("bodies (lz4)".to_owned(), bodies));
-        let by_ref = map_bytes(&self.by_ref) + self.by_ref.keys().map(|k| string_bytes(k)).sum::<usize>();
-        let by_uid = map_bytes(&self.by_uid) + self.by_uid.keys().map(|k| string_bytes(k)).sum::<usize>();
-        report.push(("by_ref".to_owned(), by_ref));
-        report.push(("by_uid".to_owned(), by_uid));
+        report.push(("bodies (compressed)".to_owned(), bodies));
+        let lookups = (self.by_ref.table.capacity() + self.by_uid.table.capacity()) * 5;
+        report.push(("ref and uid lookups".to_owned(), lookups));
         let mut keys: Vec<(String, usize)> = Vec::new();
         let (mut values_total, mut count_total) = (0, 0);
         for key in &self.keys {
-            let values = map_bytes(&key.values)
-                + key.values.iter().map(|(k, p)| string_bytes(k) + posting_bytes(p)).sum::<usize>();
-            let originals = map_bytes(&key.originals)
-                + key
-                    .originals
-                    .iter()
-                    .map(|(k, v)| {
-                        string_bytes(k)
-                            + v.capacity() * 32
-                            + v.iter().map(|(s, p)| string_bytes(s) + posting_bytes(p)).sum::<usize>()
-                    })
-                    .sum::<usize>();
-            let bytes = values + originals + key.all.serialized_size();
+            let bytes = key.values.heap_bytes() + key.all.serialized_size();
             values_total += bytes;
             count_total += key.values.len();
             keys.push((format!("key {} ({} values)", key.name, key.values.len()), bytes));

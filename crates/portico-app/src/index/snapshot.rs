@@ -6,19 +6,19 @@
 //! doubt (another database, a number the database has not reached, a damaged or truncated file,
 //! an older format) means a full rebuild instead.
 //!
-//! Layout: `MAGIC`, format version, database instance, sequence number, then the sections below,
-//! then a CRC-32 of everything before it. Integers are little-endian; byte strings and lists
-//! carry a `u32` length.
+//! Layout: `MAGIC`, format version, database instance, sequence number, body dictionary, the
+//! keys with their values, the entities, the offset where the entities begin, and a CRC-32 of
+//! everything before it. Integers are little-endian; byte strings and lists carry a `u32` length.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
 use roaring::RoaringBitmap;
 
-use super::{Body, Codec, Index, KeyIndex, Posting, Slot};
+use super::{Body, Codec, Index, KeyIndex, Posting, Slot, Values};
 
 const MAGIC: &[u8; 14] = b"PORTICO-INDEX\n";
-const VERSION: u32 = 1;
+const VERSION: u32 = 4;
 
 /// Where a snapshot came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +47,32 @@ pub enum SnapshotError {
 impl Index {
     /// Writes the index as a snapshot. The caller holds the index still (a read lock).
     pub fn write_snapshot(&self, header: &SnapshotHeader, out: impl Write) -> io::Result<()> {
-        let mut out = Writer { out, crc: crc32fast::Hasher::new() };
+        let mut out = Writer { out, crc: crc32fast::Hasher::new(), written: 0 };
         out.raw(MAGIC)?;
         out.u32(VERSION)?;
         out.bytes(header.instance.as_bytes())?;
         out.u64(header.seq as u64)?;
         out.bytes(self.codec.dictionary().unwrap_or_default())?;
+        // The keys, then the entities: the reader parses the two parts on two threads, finding
+        // the second through the offset written at the end.
+        out.len(self.keys.len())?;
+        for key in &self.keys {
+            out.bytes(key.name.as_bytes())?;
+            out.bitmap(&key.all)?;
+            out.len(key.values.len())?;
+            out.len(key.values.text_len())?;
+            for (text, spelled, posting, others) in key.values.dump() {
+                out.bytes(text.as_bytes())?;
+                out.u8(u8::from(spelled))?;
+                out.posting(posting)?;
+                out.len(others.len())?;
+                for (spelling, posting) in others {
+                    out.bytes(spelling.as_bytes())?;
+                    out.posting(posting)?;
+                }
+            }
+        }
+        let entities_at = out.written;
         out.len(self.slots.len())?;
         for slot in &self.slots {
             match slot {
@@ -66,25 +86,7 @@ impl Index {
             }
         }
         out.bitmap(&self.with_errors)?;
-        out.len(self.keys.len())?;
-        for key in &self.keys {
-            out.bytes(key.name.as_bytes())?;
-            out.bitmap(&key.all)?;
-            out.len(key.values.len())?;
-            for (value, posting) in &key.values {
-                out.bytes(value.as_bytes())?;
-                out.posting(posting)?;
-            }
-            out.len(key.originals.len())?;
-            for (value, spellings) in &key.originals {
-                out.bytes(value.as_bytes())?;
-                out.len(spellings.len())?;
-                for (spelling, posting) in spellings {
-                    out.bytes(spelling.as_bytes())?;
-                    out.posting(posting)?;
-                }
-            }
-        }
+        out.u64(entities_at)?;
         let crc = out.crc.clone().finalize();
         out.out.write_all(&crc.to_le_bytes())?;
         out.out.flush()
@@ -105,85 +107,126 @@ impl Index {
         if crc32fast::hash(content) != u32::from_le_bytes(*crc) {
             return Err(SnapshotError::Checksum);
         }
+        let Some((body, entities_at)) = content.split_last_chunk::<8>() else {
+            return Err(SnapshotError::Format);
+        };
+        let entities_at =
+            usize::try_from(u64::from_le_bytes(*entities_at)).map_err(|_| SnapshotError::Format)?;
+        if entities_at > body.len() {
+            return Err(SnapshotError::Damaged(body.len()));
+        }
+        let mut input = Reader { data: &body[..entities_at], pos: input.pos };
         let instance = input.str()?.to_owned();
         let seq = input.u64()? as i64;
         let dictionary = input.bytes()?;
-        let mut index = Index::default();
-        if !dictionary.is_empty() {
-            index.codec =
-                Codec::with_dictionary(dictionary.to_vec()).ok_or(SnapshotError::Damaged(input.pos))?;
-        }
-        let slot_count = input.len()?;
-        index.slots.reserve_exact(slot_count);
-        index.by_ref.reserve(slot_count);
-        index.by_uid.reserve(slot_count);
-        for slot_id in 0..slot_count {
-            let slot_id = u32::try_from(slot_id).map_err(|_| SnapshotError::Damaged(input.pos))?;
-            match input.u8()? {
-                0 => {
-                    index.slots.push(None);
-                    index.free.push(slot_id);
-                }
-                1 => {
-                    let entity_ref: Box<str> = input.str()?.into();
-                    let uid: Box<str> = input.str()?.into();
-                    let body = Body::from_bytes(input.bytes()?).ok_or(SnapshotError::Damaged(input.pos))?;
-                    index.by_ref.insert(entity_ref.clone(), slot_id);
-                    index.by_uid.insert(uid.clone(), slot_id);
-                    index.live.insert(slot_id);
-                    index.slots.push(Some(Slot { entity_ref, uid, body }));
-                }
-                _ => return Err(SnapshotError::Damaged(input.pos)),
-            }
-        }
-        // Free slots are reused last-freed first; any order is correct.
-        index.free.reverse();
-        index.with_errors = input.bitmap()?;
-        let key_count = input.len()?;
-        for key_id in 0..key_count {
-            let name: Box<str> = input.str()?.into();
-            let all = input.bitmap()?;
-            let value_count = input.len()?;
-            let mut values = HashMap::with_capacity(value_count);
-            for _ in 0..value_count {
-                let value: Box<str> = input.str()?.into();
-                values.insert(value, input.posting()?);
-            }
-            let original_count = input.len()?;
-            let mut originals = HashMap::with_capacity(original_count);
-            for _ in 0..original_count {
-                let value: Box<str> = input.str()?.into();
-                let spelling_count = input.len()?;
-                let mut spellings = Vec::with_capacity(spelling_count);
-                for _ in 0..spelling_count {
-                    let spelling: Box<str> = input.str()?.into();
-                    spellings.push((spelling, input.posting()?));
-                }
-                originals.insert(value, spellings);
-            }
-            let key_id = u32::try_from(key_id).map_err(|_| SnapshotError::Damaged(input.pos))?;
-            index.key_ids.insert(name.clone(), key_id);
-            index.keys.push(KeyIndex { name, all, values, originals });
-        }
-        if input.pos != content.len() || index.by_ref.len() != index.live.len() as usize {
-            return Err(SnapshotError::Damaged(input.pos));
-        }
-        if index.codec.dictionary().is_some() {
-            index.dictionary_attempt = index.len();
-        }
-        index.generation = 1;
+        let codec = if dictionary.is_empty() {
+            Codec::default()
+        } else {
+            Codec::with_dictionary(dictionary.to_vec()).ok_or(SnapshotError::Damaged(input.pos))?
+        };
+        let mut entities = Reader { data: body, pos: entities_at };
+        let (keys, index) = std::thread::scope(|scope| {
+            let keys = scope.spawn(move || read_keys(&mut input));
+            let index = read_entities(&mut entities, codec);
+            (keys.join(), index)
+        });
+        let (key_ids, keys) = keys.map_err(|_| SnapshotError::Damaged(entities_at))??;
+        let mut index = index?;
+        index.key_ids = key_ids;
+        index.keys = keys;
         Ok((SnapshotHeader { instance, seq }, index))
     }
+}
+
+type Keys = (HashMap<Box<str>, u32>, Vec<KeyIndex>);
+
+/// The keys part, which must end exactly where the entities begin.
+fn read_keys(input: &mut Reader<'_>) -> Result<Keys, SnapshotError> {
+    let key_count = input.len()?;
+    let mut key_ids = HashMap::with_capacity(key_count);
+    let mut keys = Vec::with_capacity(key_count);
+    let mut buffer = String::new();
+    for key_id in 0..key_count {
+        let name: Box<str> = input.str()?.into();
+        let all = input.bitmap()?;
+        let value_count = input.len()?;
+        let text_len = input.len()?;
+        let mut values = Values::default();
+        values.reserve(value_count, text_len);
+        for _ in 0..value_count {
+            let text = input.str()?;
+            let spelled = match input.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(SnapshotError::Damaged(input.pos)),
+            };
+            let posting = input.posting()?;
+            let other_count = input.len()?;
+            let mut others = Vec::with_capacity(other_count);
+            for _ in 0..other_count {
+                let spelling: Box<str> = input.str()?.into();
+                others.push((spelling, input.posting()?));
+            }
+            values.restore(text, spelled, posting, others, &mut buffer);
+        }
+        let key_id = u32::try_from(key_id).map_err(|_| SnapshotError::Damaged(input.pos))?;
+        key_ids.insert(name.clone(), key_id);
+        keys.push(KeyIndex { name, all, values });
+    }
+    if input.pos != input.data.len() {
+        return Err(SnapshotError::Damaged(input.pos));
+    }
+    Ok((key_ids, keys))
+}
+
+/// The entities part: slots, lookups, and the sets derived from them.
+fn read_entities(input: &mut Reader<'_>, codec: Codec) -> Result<Index, SnapshotError> {
+    let mut index = Index { codec, ..Index::default() };
+    let slot_count = input.len()?;
+    index.slots.reserve_exact(slot_count);
+    index.reserve_lookups(slot_count);
+    for slot_id in 0..slot_count {
+        let slot_id = u32::try_from(slot_id).map_err(|_| SnapshotError::Damaged(input.pos))?;
+        match input.u8()? {
+            0 => {
+                index.slots.push(None);
+                index.free.push(slot_id);
+            }
+            1 => {
+                let entity_ref: Box<str> = input.str()?.into();
+                let uid: Box<str> = input.str()?.into();
+                let body = Body::from_bytes(input.bytes()?).ok_or(SnapshotError::Damaged(input.pos))?;
+                index.live.insert(slot_id);
+                index.slots.push(Some(Slot { entity_ref, uid, body }));
+                index.by_ref.insert(&index.slots, slot_id);
+                index.by_uid.insert(&index.slots, slot_id);
+            }
+            _ => return Err(SnapshotError::Damaged(input.pos)),
+        }
+    }
+    // Free slots are reused last-freed first; any order is correct.
+    index.free.reverse();
+    index.with_errors = input.bitmap()?;
+    if input.pos != input.data.len() {
+        return Err(SnapshotError::Damaged(input.pos));
+    }
+    if index.codec.dictionary().is_some() {
+        index.dictionary_attempt = index.len();
+    }
+    index.generation = 1;
+    Ok(index)
 }
 
 struct Writer<W> {
     out: W,
     crc: crc32fast::Hasher,
+    written: u64,
 }
 
 impl<W: Write> Writer<W> {
     fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.crc.update(bytes);
+        self.written += bytes.len() as u64;
         self.out.write_all(bytes)
     }
 
