@@ -101,6 +101,27 @@ impl Catalog {
         }
     }
 
+    /// Reads the keys a snapshot left unread, one per read lock, so the snapshot's bytes are
+    /// released soon after a start. Blocking: call off the async runtime.
+    pub fn read_pending_keys(&self) {
+        let started = Instant::now();
+        let keys = self.index.read().key_slots();
+        let mut read = 0;
+        for key_id in 0..keys {
+            if self.index.read().read_key(key_id) {
+                read += 1;
+            }
+        }
+        if read > 0 {
+            tracing::debug!(
+                keys,
+                read,
+                ms = started.elapsed().as_millis(),
+                "index keys read from the snapshot"
+            );
+        }
+    }
+
     /// Work for an idle moment: rebuild cached answers, compress bodies, save the snapshot, and
     /// repack the index after heavy change. Blocking: call off the async runtime.
     pub fn idle(&self) {
@@ -127,14 +148,14 @@ impl Catalog {
         // The snapshot just saved is this very index; without one, a copy in memory serves.
         let saved = self.snapshot.as_ref().filter(|_| self.saved.lock().0 == seq);
         let fresh = match saved {
-            Some(path) => {
-                std::fs::read(path).map_err(SnapshotError::Io).and_then(|bytes| Index::read_snapshot(&bytes))
-            }
+            Some(path) => std::fs::read(path)
+                .map_err(SnapshotError::Io)
+                .and_then(|bytes| Index::read_snapshot(Arc::new(bytes))),
             None => {
                 let header = SnapshotHeader { instance: String::new(), seq };
                 let mut bytes = Vec::new();
                 let written = self.index.read().write_snapshot(&header, &mut bytes);
-                written.map_err(SnapshotError::Io).and_then(|()| Index::read_snapshot(&bytes))
+                written.map_err(SnapshotError::Io).and_then(|()| Index::read_snapshot(Arc::new(bytes)))
             }
         };
         match fresh {
@@ -254,9 +275,15 @@ impl Catalog {
         self.compress_bodies();
     }
 
+    /// True once the catalog is large enough for a body dictionary and has none (the engine
+    /// then trains it at once, so the rest of a large ingestion is compressed with it).
+    pub fn needs_dictionary(&self) -> bool {
+        self.index.read().needs_dictionary()
+    }
+
     /// Trains the body dictionary once the catalog is large enough, then recompresses the
     /// bodies stored before it in chunks, off the write lock except for each swap.
-    fn compress_bodies(&self) {
+    pub fn compress_bodies(&self) {
         const CHUNK: usize = 10_000;
         let samples = self.index.write().dictionary_samples();
         if let Some(samples) = samples {
@@ -362,11 +389,12 @@ impl Catalog {
 /// reached (a restored backup may be behind the snapshot).
 fn read_snapshot(path: &Path, instance: &str, current: i64) -> Result<(i64, Index), SnapshotError> {
     let started = Instant::now();
-    let data = std::fs::read(path)?;
+    let data = Arc::new(std::fs::read(path)?);
     let read_ms = started.elapsed().as_millis();
-    let (header, index) = Index::read_snapshot(&data)?;
+    let bytes = data.len();
+    let (header, index) = Index::read_snapshot(data)?;
     tracing::debug!(
-        bytes = data.len(),
+        bytes,
         read_ms,
         parse_ms = started.elapsed().as_millis() - read_ms,
         "catalog index snapshot read"

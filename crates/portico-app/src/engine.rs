@@ -262,6 +262,10 @@ impl Engine {
             };
             let write_ms = started.elapsed().as_millis();
             self.catalog.apply_written(&self.store, stitched.seq, built, &gone).await?;
+            if self.catalog.needs_dictionary() {
+                let catalog = self.catalog.clone();
+                let _ = tokio::task::spawn_blocking(move || catalog.compress_bodies()).await;
+            }
             tracing::debug!(
                 count,
                 write_ms,

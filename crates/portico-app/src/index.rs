@@ -47,6 +47,54 @@ struct KeyIndex {
     values: Values,
 }
 
+/// A key's index, possibly still unread in a snapshot's bytes: it is read on first use (or by
+/// `Index::read_pending_keys`), so a restart serves as soon as the entities are in.
+#[derive(Debug)]
+struct LazyKey {
+    cell: std::sync::OnceLock<KeyIndex>,
+    /// Boxed: keys are many, and nearly all are read soon after a start.
+    source: Mutex<Option<Box<KeySource>>>,
+}
+
+/// Where an unread key is: a byte range of a snapshot, kept alive until every key is read.
+#[derive(Debug)]
+struct KeySource {
+    name: Box<str>,
+    bytes: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl LazyKey {
+    fn ready(key: KeyIndex) -> LazyKey {
+        LazyKey { cell: std::sync::OnceLock::from(key), source: Mutex::new(None) }
+    }
+
+    fn unread(source: KeySource) -> LazyKey {
+        LazyKey { cell: std::sync::OnceLock::new(), source: Mutex::new(Some(Box::new(source))) }
+    }
+
+    fn get(&self) -> &KeyIndex {
+        self.cell.get_or_init(|| {
+            let Some(source) = self.source.lock().take() else { return KeyIndex::default() };
+            let section = source.bytes.get(source.range.clone()).unwrap_or_default();
+            snapshot::read_key(section).unwrap_or_else(|error| {
+                // The snapshot's checksum held, so only a bug gets here; say so loudly.
+                tracing::error!(key = %source.name, %error, "a key of the index snapshot could not be read; it is empty");
+                KeyIndex { name: source.name.clone(), ..KeyIndex::default() }
+            })
+        })
+    }
+
+    fn get_mut(&mut self) -> &mut KeyIndex {
+        self.get();
+        self.cell.get_mut().expect("initialized just above")
+    }
+
+    fn is_read(&self) -> bool {
+        self.cell.get().is_some()
+    }
+}
+
 /// The entities having one value. Most values (names, uids, links, refs in relations) belong to
 /// one entity, so that case is a bare number: a bitmap for every such value cost about 100 bytes
 /// more each, which was most of the index at 10,000 entities.
@@ -200,7 +248,7 @@ pub struct Index {
     by_ref: SlotLookup<false>,
     by_uid: SlotLookup<true>,
     key_ids: HashMap<Box<str>, u32>,
-    keys: Vec<KeyIndex>,
+    keys: Vec<LazyKey>,
     /// Compresses bodies; gets a dictionary once there are enough entities to train one.
     codec: Codec,
     /// The entity count at the last attempt to train a dictionary (0: never tried).
@@ -315,7 +363,7 @@ impl Index {
         };
         for row in rows {
             let key_id = self.key_id(&row.key);
-            let key = &mut self.keys[key_id as usize];
+            let key = self.keys[key_id as usize].get_mut();
             key.all.insert(slot_id);
             if let Some(value) = &row.value {
                 key.values.insert(value, row.original.as_deref().unwrap_or(value), slot_id);
@@ -352,7 +400,7 @@ impl Index {
     /// Gives back the room grown into while filling (after a load).
     pub fn shrink(&mut self) {
         for key in &mut self.keys {
-            key.values.shrink();
+            key.get_mut().values.shrink();
         }
         self.by_ref.shrink(&self.slots);
         self.by_uid.shrink(&self.slots);
@@ -373,7 +421,7 @@ impl Index {
             .unwrap_or_default();
         for row in rows {
             let Some(&key_id) = self.key_ids.get(row.key.as_str()) else { continue };
-            let key = &mut self.keys[key_id as usize];
+            let key = self.keys[key_id as usize].get_mut();
             key.all.remove(slot_id);
             if let Some(lower) = &row.value {
                 key.values.remove(lower, row.original.as_deref().unwrap_or(lower), slot_id);
@@ -388,22 +436,35 @@ impl Index {
             return key_id;
         }
         let key_id = u32::try_from(self.keys.len()).expect("fewer than 2^32 keys");
-        self.keys.push(KeyIndex { name: key.into(), ..KeyIndex::default() });
+        self.keys.push(LazyKey::ready(KeyIndex { name: key.into(), ..KeyIndex::default() }));
         self.key_ids.insert(key.into(), key_id);
         key_id
     }
 
     fn key(&self, key: &str) -> Option<&KeyIndex> {
-        self.key_ids.get(key).map(|&key_id| &self.keys[key_id as usize])
+        self.key_ids.get(key).map(|&key_id| self.keys[key_id as usize].get())
+    }
+
+    /// The number of keys (read or not), for `read_key`.
+    pub fn key_slots(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Reads key number `key_id` if a snapshot left it unread; evaluates to whether it did.
+    pub fn read_key(&self, key_id: usize) -> bool {
+        match self.keys.get(key_id) {
+            Some(key) if !key.is_read() => {
+                key.get();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Sample bodies to train a compression dictionary on, when the index has none yet and
     /// holds enough entities (tried again only once the catalog has doubled).
     pub fn dictionary_samples(&mut self) -> Option<Vec<Arc<str>>> {
-        if self.codec.dictionary().is_some()
-            || self.len() < DICTIONARY_AT
-            || (self.dictionary_attempt > 0 && self.len() < 2 * self.dictionary_attempt)
-        {
+        if !self.needs_dictionary() {
             return None;
         }
         self.dictionary_attempt = self.len();
@@ -418,6 +479,13 @@ impl Index {
             .filter_map(|slot| self.codec.decompress(&slot.body))
             .collect();
         Some(samples)
+    }
+
+    /// True when `dictionary_samples` would hand out samples.
+    pub fn needs_dictionary(&self) -> bool {
+        self.codec.dictionary().is_none()
+            && self.len() >= DICTIONARY_AT
+            && (self.dictionary_attempt == 0 || self.len() >= 2 * self.dictionary_attempt)
     }
 
     /// Installs a trained codec; bodies compressed before stay readable until recompressed.
@@ -869,7 +937,7 @@ impl Index {
 
     /// Names of every key seen, for diagnostics.
     pub fn key_count(&self) -> usize {
-        self.keys.iter().filter(|key| !key.all.is_empty()).count()
+        self.keys.iter().filter(|key| !key.get().all.is_empty()).count()
     }
 
     /// The body of an entity parsed, for callers that need structure (ancestry, relations).
@@ -898,7 +966,8 @@ impl Index {
         report.push(("ref and uid lookups".to_owned(), lookups));
         let mut keys: Vec<(String, usize)> = Vec::new();
         let (mut values_total, mut count_total) = (0, 0);
-        for key in &self.keys {
+        // Keys still unread from a snapshot are left out (and left unread).
+        for key in self.keys.iter().filter_map(|key| key.cell.get()) {
             let bytes = key.values.heap_bytes() + key.all.serialized_size();
             values_total += bytes;
             count_total += key.values.len();
@@ -912,7 +981,7 @@ impl Index {
 
     /// Names of keys, for debugging.
     pub fn key_names(&self) -> Vec<&str> {
-        self.keys.iter().map(|key| &*key.name).collect()
+        self.keys.iter().map(|key| &*key.get().name).collect()
     }
 }
 

@@ -205,6 +205,11 @@ impl App {
         });
         let count = catalog.load(&store).await?;
         tracing::info!(entities = count, "catalog index loaded");
+        {
+            // Keys a snapshot left unread are read on first use, and all of them right away.
+            let catalog = catalog.clone();
+            tokio::task::spawn_blocking(move || catalog.read_pending_keys());
+        }
         let engine =
             Arc::new(Engine::new(store.clone(), catalog.clone(), processor.clone(), options.engine.clone()));
         let locations = ProviderConnection::new(LOCATION_STORE_PROVIDER, store.clone(), engine.clone());

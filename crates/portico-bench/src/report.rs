@@ -23,6 +23,8 @@ pub(crate) struct Report {
     pub(crate) memory_after_ingest: Option<Memory>,
     /// The same, `SETTLE` later: what an idle server holds once finished work is released.
     pub(crate) memory_after_ingest_settled: Option<Memory>,
+    /// The same, `IDLE_WORK` after ingest: once the index is saved and repacked.
+    pub(crate) memory_after_ingest_idle: Option<Memory>,
     pub(crate) memory_after_load: Option<Memory>,
     pub(crate) checks: Vec<Check>,
     pub(crate) latency: Vec<Latency>,
@@ -215,6 +217,7 @@ impl Report {
         }
         let _ = writeln!(out, "memory after ingest: {}", memory(self.memory_after_ingest));
         let _ = writeln!(out, "  2 s later (settled): {}", memory(self.memory_after_ingest_settled));
+        let _ = writeln!(out, "  15 s later (after idle work): {}", memory(self.memory_after_ingest_idle));
         let _ = writeln!(out, "memory after load:   {}", memory(self.memory_after_load));
         let _ = writeln!(out);
         let failed: Vec<&Check> = self.checks.iter().filter(|check| !check.ok).collect();

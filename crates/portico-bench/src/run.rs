@@ -115,6 +115,10 @@ impl Drop for Server {
 /// idle worker threads (and with them their allocator pages) one second after their last task.
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// When the "after idle work" sample is taken: by then an idle server has saved its index
+/// snapshot and repacked the index (seconds at 250,000 entities).
+const IDLE_WORK: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// `/proc/<pid>/status` VmRSS and VmHWM.
 fn memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -1114,6 +1118,8 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
     report.memory_after_ingest = memory(server.pid());
     tokio::time::sleep(SETTLE).await;
     report.memory_after_ingest_settled = memory(server.pid());
+    tokio::time::sleep(IDLE_WORK.saturating_sub(SETTLE)).await;
+    report.memory_after_ingest_idle = memory(server.pid());
     if report.ingest.complete {
         eprintln!(
             "portico-bench: ingest complete after {:.2} s",

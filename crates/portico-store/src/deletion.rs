@@ -29,8 +29,8 @@ impl Store {
             .await?;
             let mut stitch = HashSet::new();
             let candidates = orphans.into_iter().map(|(entity_ref,)| entity_ref).collect();
-            let deleted = delete_unreachable!(&mut tx, candidates, &mut stitch);
-            enqueue_stitch!(&mut tx, &stitch);
+            let deleted = delete_unreachable!(self, &mut tx, candidates, &mut stitch);
+            enqueue_stitch!(self, &mut tx, &stitch);
             deleted
         });
         Ok(deleted)
@@ -72,8 +72,8 @@ impl Store {
                         query.execute(&mut *tx).await?;
                     }
                     let mut stitch = HashSet::new();
-                    delete_unreachable!(&mut tx, vec![entity_ref], &mut stitch);
-                    enqueue_stitch!(&mut tx, &stitch);
+                    delete_unreachable!(self, &mut tx, vec![entity_ref], &mut stitch);
+                    enqueue_stitch!(self, &mut tx, &stitch);
                     true
                 }
             }

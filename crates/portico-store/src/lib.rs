@@ -219,6 +219,14 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    /// A statement in this database's best parameter form (see `positional`).
+    pub(crate) fn sql(&self, text: String) -> String {
+        match self.backend {
+            Backend::Sqlite(_) => positional(text),
+            Backend::Postgres(_) => text,
+        }
+    }
+
     pub async fn close(&self) {
         dispatch!(self, pool => pool.close().await)
     }
@@ -282,6 +290,40 @@ pub(crate) fn value_tuples(rows: usize, columns: usize, first: usize) -> String 
 /// Builds `$1,$2,…` for an `IN (…)` list.
 pub(crate) fn placeholders(count: usize, first: usize) -> String {
     (first..first + count).map(|index| format!("${index}")).collect::<Vec<_>>().join(",")
+}
+
+/// Rewrites `$1, $2, …` as bare `?` when they appear exactly once each and in order, for SQLite.
+///
+/// SQLite keeps the names of `$n` (and `?n`) parameters in a list it searches linearly, both
+/// when preparing and when sqlx asks each parameter's name before binding it, so a multi-row
+/// statement costs the square of its parameter count; bare `?` parameters have no names.
+/// Statements that reuse or reorder parameters are left alone.
+pub(crate) fn positional(text: String) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut expected = 1u64;
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'$' {
+            let digits = bytes[at + 1..].iter().take_while(|byte| byte.is_ascii_digit()).count();
+            if digits > 0 {
+                let number: Option<u64> = text[at + 1..at + 1 + digits].parse().ok();
+                if number != Some(expected) {
+                    return text;
+                }
+                expected += 1;
+                out.push_str(&text[copied..at]);
+                out.push('?');
+                at += 1 + digits;
+                copied = at;
+                continue;
+            }
+        }
+        at += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// Rows per multi-row statement. Far below SQLite's and PostgreSQL's parameter limits on

@@ -104,10 +104,10 @@ impl Store {
             };
 
             for chunk in removed.chunks(CHUNK) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "DELETE FROM refresh_state_references WHERE source_key = $1 AND target_entity_ref IN ({})",
                     placeholders(chunk.len(), 2)
-                );
+                ));
                 let mut query = sqlx::query(&sql).bind(provider);
                 for entity_ref in chunk {
                     query = query.bind(entity_ref);
@@ -116,23 +116,23 @@ impl Store {
             }
 
             let mut stitch: HashSet<String> = HashSet::new();
-            let (accepted, conflicts, _fresh) = upsert_unprocessed!(&mut tx, &added, now);
+            let (accepted, conflicts, _fresh) = upsert_unprocessed!(self, &mut tx, &added, now);
             summary.conflicts = conflicts;
             let accepted_refs: Vec<&str> = accepted.iter().map(String::as_str).collect();
             for chunk in accepted_refs.chunks(CHUNK) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "DELETE FROM refresh_state_references WHERE source_key = $1 AND target_entity_ref IN ({})",
                     placeholders(chunk.len(), 2)
-                );
+                ));
                 let mut query = sqlx::query(&sql).bind(provider);
                 for entity_ref in chunk {
                     query = query.bind(*entity_ref);
                 }
                 query.execute(&mut *tx).await?;
-                let sql = format!(
+                let sql = self.sql(format!(
                     "INSERT INTO refresh_state_references (source_key, target_entity_ref) VALUES {}",
                     value_tuples(chunk.len(), 2, 1)
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for entity_ref in chunk {
                     query = query.bind(provider).bind(*entity_ref);
@@ -142,8 +142,8 @@ impl Store {
             // An entity that was an orphan and is now rooted again needs its annotation removed.
             stitch.extend(accepted.iter().cloned());
 
-            summary.deleted = delete_unreachable!(&mut tx, removed, &mut stitch);
-            enqueue_stitch!(&mut tx, &stitch);
+            summary.deleted = delete_unreachable!(self, &mut tx, removed, &mut stitch);
+            enqueue_stitch!(self, &mut tx, &stitch);
         });
         Ok(summary)
     }
@@ -248,12 +248,12 @@ impl Store {
                 (&succeeded_rows, "result_hash = v.column2, errors = NULL, processed_entity = v.column3"),
             ] {
                 for chunk in rows.chunks(CHUNK) {
-                    let sql = format!(
+                    let sql = self.sql(format!(
                         "UPDATE refresh_state SET {set}, lease_until = 0
                          FROM (VALUES {}) AS v WHERE refresh_state.entity_id = v.column1
                          RETURNING refresh_state.entity_id",
                         value_tuples(chunk.len(), 3, 1)
-                    );
+                    ));
                     let mut query = sqlx::query_as::<_, (String,)>(&sql);
                     for (id, hash, body) in chunk {
                         query = query.bind(*id).bind(*hash).bind(*body);
@@ -316,10 +316,10 @@ impl Store {
                 stitch.insert(source.clone());
             }
             for (chunk, origins) in relations.chunks(CHUNK).zip(relation_origins.chunks(CHUNK)) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "INSERT INTO relations (originating_entity_id, source_entity_ref, type, target_entity_ref) VALUES {}",
                     value_tuples(chunk.len(), 4, 1)
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for (relation, origin) in chunk.iter().zip(origins) {
                     query = query
@@ -409,7 +409,7 @@ impl Store {
             }
             let deferred: Vec<DeferredEntity> =
                 children.iter().map(|(_, child)| (*child).clone()).collect();
-            let (accepted, conflicts, fresh) = upsert_unprocessed!(&mut tx, &deferred, now);
+            let (accepted, conflicts, fresh) = upsert_unprocessed!(self, &mut tx, &deferred, now);
             summary.conflicts = conflicts;
             let accepted: HashSet<String> = accepted.into_iter().collect();
             let new_edges: HashSet<(String, String)> = children
@@ -423,11 +423,11 @@ impl Store {
             }
             for (parent, children) in &removed {
                 for chunk in children.chunks(CHUNK) {
-                    let sql = format!(
+                    let sql = self.sql(format!(
                         "DELETE FROM refresh_state_references
                          WHERE source_entity_ref = $1 AND target_entity_ref IN ({})",
                         placeholders(chunk.len(), 2)
-                    );
+                    ));
                     let mut query = sqlx::query(&sql).bind(*parent);
                     for child in chunk {
                         query = query.bind(*child);
@@ -437,10 +437,10 @@ impl Store {
             }
             let added: Vec<&(String, String)> = new_edges.difference(&old_edges).collect();
             for chunk in added.chunks(CHUNK) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "INSERT INTO refresh_state_references (source_entity_ref, target_entity_ref) VALUES {}",
                     value_tuples(chunk.len(), 2, 1)
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for (parent, child) in chunk {
                     query = query.bind(parent).bind(child);
@@ -455,7 +455,7 @@ impl Store {
                     stitch.insert(child.clone());
                 }
             }
-            enqueue_stitch!(&mut tx, &stitch);
+            enqueue_stitch!(self, &mut tx, &stitch);
             tracing::debug!(t_update, t_relations, t_edges, t_stitch = timer.elapsed().as_millis(), stitch = stitch.len(), "write_results phases");
         });
         Ok(summary)
@@ -465,7 +465,7 @@ impl Store {
 /// Inserts or updates unprocessed entities under the first-owner-wins rule (reference §6.10).
 /// Evaluates to `(accepted refs, conflicts)`. A macro so one text serves both databases.
 macro_rules! upsert_unprocessed {
-    ($tx:expr, $entities:expr, $now:expr) => {{
+    ($store:expr, $tx:expr, $entities:expr, $now:expr) => {{
         let tx = $tx;
         let entities: &[DeferredEntity] = $entities;
         let mut accepted: Vec<String> = Vec::new();
@@ -485,10 +485,10 @@ macro_rules! upsert_unprocessed {
             // and applies the conflict rule to it.
             let mut pending: Vec<&DeferredEntity> = chunk.to_vec();
             while !pending.is_empty() {
-                let sql = format!(
+                let sql = $store.sql(format!(
                     "SELECT entity_ref, unprocessed_hash, location_key FROM refresh_state WHERE entity_ref IN ({})",
                     placeholders(pending.len(), 1)
-                );
+                ));
                 let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
                 for entity in &pending {
                     query = query.bind(&entity.entity_ref);
@@ -536,13 +536,13 @@ macro_rules! upsert_unprocessed {
                 }
                 pending = Vec::new();
                 if !inserts.is_empty() {
-                    let sql = format!(
+                    let sql = $store.sql(format!(
                         "INSERT INTO refresh_state
                          (entity_id, entity_ref, unprocessed_entity, unprocessed_hash, location_key, next_update_at)
                          VALUES {}
                          ON CONFLICT (entity_ref) DO NOTHING RETURNING entity_ref",
                         value_tuples(inserts.len(), 6, 1)
-                    );
+                    ));
                     let mut query = sqlx::query_as::<_, (String,)>(&sql);
                     for entity in &inserts {
                         query = query
@@ -573,16 +573,16 @@ pub(crate) use upsert_unprocessed;
 
 /// Adds refs to the durable stitch queue.
 macro_rules! enqueue_stitch {
-    ($tx:expr, $refs:expr) => {{
+    ($store:expr, $tx:expr, $refs:expr) => {{
         let tx = $tx;
         let mut refs: Vec<&String> = $refs.iter().collect();
         // The same row order in every writer, so concurrent transactions do not deadlock on it.
         refs.sort_unstable();
         for chunk in refs.chunks(CHUNK) {
-            let sql = format!(
+            let sql = $store.sql(format!(
                 "INSERT INTO stitch_queue (entity_ref) VALUES {} ON CONFLICT (entity_ref) DO UPDATE SET pending = 1",
                 value_tuples(chunk.len(), 1, 1)
-            );
+            ));
             let mut query = sqlx::query(&sql);
             for entity_ref in chunk {
                 query = query.bind(*entity_ref);
@@ -597,7 +597,7 @@ pub(crate) use enqueue_stitch;
 /// (reference §6.3 eager deletion). Evaluates to the deleted refs; peers that had relations with
 /// deleted entities are added to `$stitch`.
 macro_rules! delete_unreachable {
-    ($tx:expr, $candidates:expr, $stitch:expr) => {{
+    ($store:expr, $tx:expr, $candidates:expr, $stitch:expr) => {{
         let tx = $tx;
         let stitch: &mut HashSet<String> = $stitch;
         let mut candidates: Vec<String> = $candidates;
@@ -608,12 +608,12 @@ macro_rules! delete_unreachable {
             let mut next: Vec<String> = Vec::new();
             for chunk in candidates.chunks(CHUNK) {
                 // Only those that nothing references any more.
-                let sql = format!(
+                let sql = $store.sql(format!(
                     "SELECT r.entity_ref, r.entity_id FROM refresh_state r
                      WHERE r.entity_ref IN ({})
                      AND NOT EXISTS (SELECT 1 FROM refresh_state_references e WHERE e.target_entity_ref = r.entity_ref)",
                     placeholders(chunk.len(), 1)
-                );
+                ));
                 let mut query = sqlx::query_as::<_, (String, String)>(&sql);
                 for entity_ref in chunk {
                     query = query.bind(entity_ref);
@@ -640,7 +640,7 @@ macro_rules! delete_unreachable {
                 stitch.extend(sources.into_iter().map(|(source,)| source));
                 crate::execute_in!(&mut **tx, "DELETE FROM refresh_state WHERE entity_id IN ({})", ids);
                 let seq = crate::stitch::next_seq!(tx);
-                crate::stitch::delete_final!(tx, &refs, seq);
+                crate::stitch::delete_final!($store, tx, &refs, seq);
                 for entity_ref in refs {
                     stitch.remove(entity_ref);
                     deleted.push(entity_ref.to_owned());

@@ -82,10 +82,10 @@ impl Store {
             for chunk in refs.chunks(CHUNK) {
                 let list = placeholders(chunk.len(), 1);
                 // Before reading any state: an enqueue after this sets `pending` again.
-                let sql = format!(
+                let sql = self.sql(format!(
                     "UPDATE stitch_queue SET pending = 0, ticket = ${} WHERE entity_ref IN ({list})",
                     chunk.len() + 1
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for entity_ref in chunk {
                     query = query.bind(entity_ref);
@@ -93,7 +93,7 @@ impl Store {
                 query.bind(&ticket).execute(&mut *conn).await?;
                 macro_rules! fetch {
                     ($sql:expr, $row:ty) => {{
-                        let sql = format!($sql, list = list);
+                        let sql = self.sql(format!($sql, list = list));
                         let mut query = sqlx::query_as::<_, $row>(&sql);
                         for entity_ref in chunk {
                             query = query.bind(entity_ref);
@@ -168,10 +168,10 @@ impl Store {
             let all_refs: Vec<&String> = writes.iter().map(|write| &write.entity_ref).chain(gone).chain(done).collect();
             let lock = if matches!(self.backend, crate::Backend::Postgres(_)) { " FOR UPDATE" } else { "" };
             for chunk in all_refs.chunks(CHUNK) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "SELECT entity_ref FROM stitch_queue WHERE ticket = $1 AND entity_ref IN ({}){lock}",
                     placeholders(chunk.len(), 2)
-                );
+                ));
                 let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(ticket);
                 for entity_ref in chunk {
                     query = query.bind(*entity_ref);
@@ -190,10 +190,10 @@ impl Store {
             // sequence number first orders this read after any deletion that is committing.
             let mut live: HashSet<String> = HashSet::new();
             for chunk in writes.chunks(CHUNK) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "SELECT entity_id FROM refresh_state WHERE entity_id IN ({})",
                     placeholders(chunk.len(), 1)
-                );
+                ));
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for write in chunk {
                     query = query.bind(&write.entity_id);
@@ -206,12 +206,12 @@ impl Store {
             let writes: Vec<&FinalWrite> =
                 writes.into_iter().filter(|write| live.contains(&write.entity_id)).collect();
             for chunk in writes.chunks(CHUNK) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "INSERT INTO final_entities (entity_ref, entity_id, final_entity, hash, seq) VALUES {}
                      ON CONFLICT (entity_ref) DO UPDATE SET entity_id = excluded.entity_id,
                          final_entity = excluded.final_entity, hash = excluded.hash, seq = excluded.seq",
                     crate::value_tuples(chunk.len(), 5, 1)
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for write in chunk {
                     query = query
@@ -222,10 +222,10 @@ impl Store {
                         .bind(seq);
                 }
                 query.execute(&mut **tx).await?;
-                let sql = format!(
+                let sql = self.sql(format!(
                     "DELETE FROM deleted_entities WHERE entity_ref IN ({})",
                     placeholders(chunk.len(), 1)
-                );
+                ));
                 let mut query = sqlx::query(&sql);
                 for write in chunk {
                     query = query.bind(&write.entity_ref);
@@ -233,12 +233,12 @@ impl Store {
                 query.execute(&mut **tx).await?;
             }
             let gone: Vec<&str> = gone.iter().map(|entity_ref| entity_ref.as_str()).collect();
-            delete_final!(tx, &gone, seq);
+            delete_final!(self, tx, &gone, seq);
             for chunk in done.chunks(CHUNK) {
-                let sql = format!(
+                let sql = self.sql(format!(
                     "DELETE FROM stitch_queue WHERE entity_ref IN ({}) AND pending = 0 AND ticket = $1",
                     placeholders(chunk.len(), 2)
-                );
+                ));
                 let mut query = sqlx::query(&sql).bind(ticket);
                 for entity_ref in chunk {
                     query = query.bind(entity_ref);
@@ -358,26 +358,26 @@ pub(crate) use next_seq;
 
 /// Removes final entities and records their deletion in the change feed.
 macro_rules! delete_final {
-    ($tx:expr, $refs:expr, $seq:expr) => {{
+    ($store:expr, $tx:expr, $refs:expr, $seq:expr) => {{
         let refs: &[&str] = $refs;
         if !refs.is_empty() {
             let seq: i64 = $seq;
             for chunk in refs.chunks(crate::CHUNK) {
-                let sql = format!(
+                let sql = $store.sql(format!(
                     "DELETE FROM final_entities WHERE entity_ref IN ({}) RETURNING entity_ref",
                     crate::placeholders(chunk.len(), 1)
-                );
+                ));
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for entity_ref in chunk {
                     query = query.bind(*entity_ref);
                 }
                 let removed = query.fetch_all(&mut **$tx).await?;
                 if !removed.is_empty() {
-                    let sql = format!(
+                    let sql = $store.sql(format!(
                         "INSERT INTO deleted_entities (entity_ref, seq) VALUES {}
                          ON CONFLICT (entity_ref) DO UPDATE SET seq = excluded.seq",
                         crate::value_tuples(removed.len(), 2, 1)
-                    );
+                    ));
                     let mut query = sqlx::query(&sql);
                     for (entity_ref,) in &removed {
                         query = query.bind(entity_ref).bind(seq);

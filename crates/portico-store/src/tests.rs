@@ -1388,3 +1388,25 @@ async fn providers_racing_to_add_the_same_refs_leave_one_owner_each(db: Db) {
         assert_eq!(ancestry.len(), 1, "{entity_ref}");
     }
 }
+
+#[test]
+fn in_order_parameters_become_positional_for_sqlite() {
+    use crate::positional;
+    assert_eq!(
+        positional("INSERT INTO t (a, b) VALUES ($1,$2),($3,$4)".into()),
+        "INSERT INTO t (a, b) VALUES (?,?),(?,?)"
+    );
+    assert_eq!(
+        positional("SELECT 1 WHERE a = $1 AND b IN ($2,$3,$10)".into()),
+        "SELECT 1 WHERE a = $1 AND b IN ($2,$3,$10)"
+    );
+    let many: Vec<String> = (1..=12).map(|n| format!("${n}")).collect();
+    assert_eq!(
+        positional(format!("VALUES ({})", many.join(","))),
+        format!("VALUES ({})", vec!["?"; 12].join(","))
+    );
+    // Reused or reordered parameters keep their numbers.
+    assert_eq!(positional("SELECT $1, $1".into()), "SELECT $1, $1");
+    assert_eq!(positional("SELECT $2, $1".into()), "SELECT $2, $1");
+    assert_eq!(positional("SELECT 'no parameters', $ x".into()), "SELECT 'no parameters', $ x");
+}

@@ -10,15 +10,16 @@
 //! keys with their values, the entities, the offset where the entities begin, and a CRC-32 of
 //! everything before it. Integers are little-endian; byte strings and lists carry a `u32` length.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use roaring::RoaringBitmap;
 
-use super::{Body, Codec, Index, KeyIndex, Posting, Slot, Values};
+use std::sync::Arc;
+
+use super::{Body, Codec, Index, KeyIndex, KeySource, LazyKey, Posting, Slot, Values};
 
 const MAGIC: &[u8; 14] = b"PORTICO-INDEX\n";
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 
 /// Where a snapshot came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,22 +56,28 @@ impl Index {
         out.bytes(self.codec.dictionary().unwrap_or_default())?;
         // The keys, then the entities: the reader parses the two parts on two threads, finding
         // the second through the offset written at the end.
+        // Each key with its length first, so a reader can share the keys out among threads.
         out.len(self.keys.len())?;
-        for key in &self.keys {
-            out.bytes(key.name.as_bytes())?;
-            out.bitmap(&key.all)?;
-            out.len(key.values.len())?;
-            out.len(key.values.text_len())?;
+        let mut section = Vec::new();
+        for key in self.keys.iter().map(LazyKey::get) {
+            section.clear();
+            let mut part = Writer { out: &mut section, crc: crc32fast::Hasher::new(), written: 0 };
+            part.bytes(key.name.as_bytes())?;
+            part.bitmap(&key.all)?;
+            part.len(key.values.len())?;
+            part.len(key.values.text_len())?;
             for (text, spelled, posting, others) in key.values.dump() {
-                out.bytes(text.as_bytes())?;
-                out.u8(u8::from(spelled))?;
-                out.posting(posting)?;
-                out.len(others.len())?;
+                part.bytes(text.as_bytes())?;
+                part.u8(u8::from(spelled))?;
+                part.posting(posting)?;
+                part.len(others.len())?;
                 for (spelling, posting) in others {
-                    out.bytes(spelling.as_bytes())?;
-                    out.posting(posting)?;
+                    part.bytes(spelling.as_bytes())?;
+                    part.posting(posting)?;
                 }
             }
+            out.u64(section.len() as u64)?;
+            out.raw(&section)?;
         }
         let entities_at = out.written;
         out.len(self.slots.len())?;
@@ -92,8 +99,10 @@ impl Index {
         out.out.flush()
     }
 
-    /// Reads a snapshot written by `write_snapshot`.
-    pub fn read_snapshot(data: &[u8]) -> Result<(SnapshotHeader, Index), SnapshotError> {
+    /// Reads a snapshot written by `write_snapshot`. The entities are read at once, each key
+    /// on first use (`read_pending_key` reads the rest); `bytes` stays alive until then.
+    pub fn read_snapshot(bytes: Arc<Vec<u8>>) -> Result<(SnapshotHeader, Index), SnapshotError> {
+        let data = bytes.as_slice();
         let Some((content, crc)) = data.split_last_chunk::<4>() else {
             return Err(SnapshotError::Format);
         };
@@ -125,58 +134,59 @@ impl Index {
             Codec::with_dictionary(dictionary.to_vec()).ok_or(SnapshotError::Damaged(input.pos))?
         };
         let mut entities = Reader { data: body, pos: entities_at };
-        let (keys, index) = std::thread::scope(|scope| {
-            let keys = scope.spawn(move || read_keys(&mut input));
-            let index = read_entities(&mut entities, codec);
-            (keys.join(), index)
-        });
-        let (key_ids, keys) = keys.map_err(|_| SnapshotError::Damaged(entities_at))??;
-        let mut index = index?;
-        index.key_ids = key_ids;
-        index.keys = keys;
+        let key_count = input.len()?;
+        let mut keys = Vec::with_capacity(key_count);
+        for _ in 0..key_count {
+            let len = usize::try_from(input.u64()?).map_err(|_| SnapshotError::Damaged(input.pos))?;
+            let start = input.pos;
+            let section = input.take(len)?;
+            // The key's name leads its section.
+            let name: Box<str> = Reader { data: section, pos: 0 }.str()?.into();
+            keys.push(KeySource { name, bytes: bytes.clone(), range: start..start + len });
+        }
+        if input.pos != input.data.len() {
+            return Err(SnapshotError::Damaged(input.pos));
+        }
+        let mut index = read_entities(&mut entities, codec)?;
+        for (key_id, source) in keys.into_iter().enumerate() {
+            let key_id = u32::try_from(key_id).map_err(|_| SnapshotError::Format)?;
+            index.key_ids.insert(source.name.clone(), key_id);
+            index.keys.push(LazyKey::unread(source));
+        }
         Ok((SnapshotHeader { instance, seq }, index))
     }
 }
 
-type Keys = (HashMap<Box<str>, u32>, Vec<KeyIndex>);
-
-/// The keys part, which must end exactly where the entities begin.
-fn read_keys(input: &mut Reader<'_>) -> Result<Keys, SnapshotError> {
-    let key_count = input.len()?;
-    let mut key_ids = HashMap::with_capacity(key_count);
-    let mut keys = Vec::with_capacity(key_count);
+/// Reads one key's section.
+pub(super) fn read_key(section: &[u8]) -> Result<KeyIndex, SnapshotError> {
+    let mut input = Reader { data: section, pos: 0 };
     let mut buffer = String::new();
-    for key_id in 0..key_count {
-        let name: Box<str> = input.str()?.into();
-        let all = input.bitmap()?;
-        let value_count = input.len()?;
-        let text_len = input.len()?;
-        let mut values = Values::default();
-        values.reserve(value_count, text_len);
-        for _ in 0..value_count {
-            let text = input.str()?;
-            let spelled = match input.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(SnapshotError::Damaged(input.pos)),
-            };
-            let posting = input.posting()?;
-            let other_count = input.len()?;
-            let mut others = Vec::with_capacity(other_count);
-            for _ in 0..other_count {
-                let spelling: Box<str> = input.str()?.into();
-                others.push((spelling, input.posting()?));
-            }
-            values.restore(text, spelled, posting, others, &mut buffer);
+    let name: Box<str> = input.str()?.into();
+    let all = input.bitmap()?;
+    let value_count = input.len()?;
+    let text_len = input.len()?;
+    let mut values = Values::default();
+    values.reserve(value_count, text_len);
+    for _ in 0..value_count {
+        let text = input.str()?;
+        let spelled = match input.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(SnapshotError::Damaged(input.pos)),
+        };
+        let posting = input.posting()?;
+        let other_count = input.len()?;
+        let mut others = Vec::with_capacity(other_count);
+        for _ in 0..other_count {
+            let spelling: Box<str> = input.str()?.into();
+            others.push((spelling, input.posting()?));
         }
-        let key_id = u32::try_from(key_id).map_err(|_| SnapshotError::Damaged(input.pos))?;
-        key_ids.insert(name.clone(), key_id);
-        keys.push(KeyIndex { name, all, values });
+        values.restore(text, spelled, posting, others, &mut buffer);
     }
     if input.pos != input.data.len() {
         return Err(SnapshotError::Damaged(input.pos));
     }
-    Ok((key_ids, keys))
+    Ok(KeyIndex { name, all, values })
 }
 
 /// The entities part: slots, lookups, and the sets derived from them.

@@ -295,9 +295,13 @@ fn a_snapshot_reads_back_as_the_same_index() {
     let header = SnapshotHeader { instance: "db-1".into(), seq: 42 };
     let mut bytes = Vec::new();
     index.write_snapshot(&header, &mut bytes).unwrap();
-    let (read_header, mut read) = Index::read_snapshot(&bytes).unwrap();
+    let (read_header, mut read) = Index::read_snapshot(Arc::new(bytes.clone())).unwrap();
     assert_eq!(read_header, header);
     assert_eq!(read.len(), index.len());
+    // Keys are read on first use; the rest when asked.
+    assert!(read.keys.iter().all(|key| !key.is_read()), "no key is read up front");
+    assert_eq!(read.eval(filter("kind=api").as_ref()).len(), 0);
+    assert!(read.keys.iter().any(|key| key.is_read()));
     for name in ["Service-0", "Service-7", "Service-1099"] {
         let entity_ref = format!("component:default/{}", name.to_lowercase());
         assert_eq!(read.by_ref(&entity_ref), index.by_ref(&entity_ref));
@@ -307,6 +311,10 @@ fn a_snapshot_reads_back_as_the_same_index() {
     for text in ["spec.type=service", "kind=component", "metadata.name=service-12", "kind=api"] {
         assert_eq!(read.eval(filter(text).as_ref()), index.eval(filter(text).as_ref()), "{text}");
     }
+    for key_id in 0..read.key_slots() {
+        read.read_key(key_id);
+    }
+    assert!(read.keys.iter().all(|key| key.is_read()));
     let all = index.universe();
     assert_eq!(read.facet("spec.type", &all), index.facet("spec.type", &all));
     assert_eq!(read.facet("spec.type", &all), [("Service".to_owned(), 550), ("website".to_owned(), 550)]);
@@ -323,15 +331,15 @@ fn a_snapshot_reads_back_as_the_same_index() {
 
     // Damage of any kind is refused, never half-read.
     for cut in [0, 10, 20, bytes.len() / 2, bytes.len() - 1] {
-        assert!(Index::read_snapshot(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(Index::read_snapshot(Arc::new(bytes[..cut].to_vec())).is_err(), "cut at {cut}");
     }
     let mut flipped = bytes.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x40;
-    assert!(matches!(Index::read_snapshot(&flipped), Err(SnapshotError::Checksum)));
+    assert!(matches!(Index::read_snapshot(Arc::new(flipped)), Err(SnapshotError::Checksum)));
     let mut other_version = bytes.clone();
     other_version[14] = 99;
-    assert!(matches!(Index::read_snapshot(&other_version), Err(SnapshotError::Format)));
+    assert!(matches!(Index::read_snapshot(Arc::new(other_version)), Err(SnapshotError::Format)));
 }
 
 #[test]
@@ -346,7 +354,7 @@ fn a_repacked_copy_continues_generations_and_cached_orders() {
     old.remove("component:default/s-00");
     let mut bytes = Vec::new();
     old.write_snapshot(&SnapshotHeader { instance: String::new(), seq: 1 }, &mut bytes).unwrap();
-    let (_, mut fresh) = Index::read_snapshot(&bytes).unwrap();
+    let (_, mut fresh) = Index::read_snapshot(Arc::new(bytes.clone())).unwrap();
     fresh.take_over_from(&old);
     assert!(fresh.generation() > old.generation(), "a generation never repeats");
     fresh.warm();
