@@ -285,7 +285,8 @@ impl Catalog {
     /// bodies stored before it in chunks, off the write lock except for each swap.
     pub fn compress_bodies(&self) {
         const CHUNK: usize = 10_000;
-        let samples = self.index.write().dictionary_samples();
+        // The write lock only when there is something to do: this runs at every idle moment.
+        let samples = if self.needs_dictionary() { self.index.write().dictionary_samples() } else { None };
         if let Some(samples) = samples {
             let started = std::time::Instant::now();
             match crate::index::train_codec(&samples) {
