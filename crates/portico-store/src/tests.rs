@@ -1403,7 +1403,7 @@ fn in_order_parameters_become_positional_for_sqlite() {
     let many: Vec<String> = (1..=12).map(|n| format!("${n}")).collect();
     assert_eq!(
         positional(format!("VALUES ({})", many.join(","))),
-        format!("VALUES ({})", vec!["?"; 12].join(","))
+        format!("VALUES ({})", ["?"; 12].join(","))
     );
     // Reused or reordered parameters keep their numbers.
     assert_eq!(positional("SELECT $1, $1".into()), "SELECT $1, $1");
