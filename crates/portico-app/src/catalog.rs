@@ -10,7 +10,7 @@ use portico_query::search::search_rows;
 use portico_store::Store;
 use serde_json::Value;
 
-use crate::index::{Index, SnapshotError, SnapshotHeader};
+use crate::index::{write_snapshot_in_steps, Index, SnapshotError, SnapshotHeader};
 
 /// Rows loaded per query while rebuilding the index at startup.
 const LOAD_PAGE: usize = 5_000;
@@ -197,13 +197,24 @@ impl Catalog {
         }
         let started = Instant::now();
         let temporary = path.with_extension("index.partial");
-        let index = self.index.read();
-        let seq = self.seq();
+        // Read before the write starts: a change landing before its first step is then in the
+        // file under an older number, and applying it again at the next start is harmless
+        // (changes are idempotent); any change after the first step fails the write.
+        let seq = {
+            let _index = self.index.read();
+            self.seq()
+        };
         let file = std::fs::File::create(&temporary)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        index.write_snapshot(&SnapshotHeader { instance, seq }, &mut out)?;
+        let look = || Some(self.index.read());
+        let complete = write_snapshot_in_steps(&look, &SnapshotHeader { instance, seq }, &mut out)?;
         let file = out.into_inner().map_err(|error| error.into_error())?;
-        drop(index);
+        if !complete {
+            drop(file);
+            let _ = std::fs::remove_file(&temporary);
+            tracing::debug!(seq, "the index changed while being saved; saving again when idle");
+            return Ok(false);
+        }
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
         *self.saved.lock() = (seq, Some(Instant::now()));

@@ -22,7 +22,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 pub use self::body::{Body, Codec};
-pub use self::snapshot::{SnapshotError, SnapshotHeader};
+pub use self::snapshot::{write_snapshot_in_steps, SnapshotError, SnapshotHeader};
 use self::values::Values;
 
 mod body;

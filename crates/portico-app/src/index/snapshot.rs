@@ -48,55 +48,9 @@ pub enum SnapshotError {
 impl Index {
     /// Writes the index as a snapshot. The caller holds the index still (a read lock).
     pub fn write_snapshot(&self, header: &SnapshotHeader, out: impl Write) -> io::Result<()> {
-        let mut out = Writer { out, crc: crc32fast::Hasher::new(), written: 0 };
-        out.raw(MAGIC)?;
-        out.u32(VERSION)?;
-        out.bytes(header.instance.as_bytes())?;
-        out.u64(header.seq as u64)?;
-        out.bytes(self.codec.dictionary().unwrap_or_default())?;
-        // The keys, then the entities: the reader parses the two parts on two threads, finding
-        // the second through the offset written at the end.
-        // Each key with its length first, so a reader can share the keys out among threads.
-        out.len(self.keys.len())?;
-        let mut section = Vec::new();
-        for key in self.keys.iter().map(LazyKey::get) {
-            section.clear();
-            let mut part = Writer { out: &mut section, crc: crc32fast::Hasher::new(), written: 0 };
-            part.bytes(key.name.as_bytes())?;
-            part.bitmap(&key.all)?;
-            part.len(key.values.len())?;
-            part.len(key.values.text_len())?;
-            for (text, spelled, posting, others) in key.values.dump() {
-                part.bytes(text.as_bytes())?;
-                part.u8(u8::from(spelled))?;
-                part.posting(posting)?;
-                part.len(others.len())?;
-                for (spelling, posting) in others {
-                    part.bytes(spelling.as_bytes())?;
-                    part.posting(posting)?;
-                }
-            }
-            out.u64(section.len() as u64)?;
-            out.raw(&section)?;
-        }
-        let entities_at = out.written;
-        out.len(self.slots.len())?;
-        for slot in &self.slots {
-            match slot {
-                None => out.u8(0)?,
-                Some(slot) => {
-                    out.u8(1)?;
-                    out.bytes(slot.entity_ref.as_bytes())?;
-                    out.bytes(slot.uid.as_bytes())?;
-                    out.bytes(slot.body.as_bytes())?;
-                }
-            }
-        }
-        out.bitmap(&self.with_errors)?;
-        out.u64(entities_at)?;
-        let crc = out.crc.clone().finalize();
-        out.out.write_all(&crc.to_le_bytes())?;
-        out.out.flush()
+        let written = write_snapshot_in_steps(&|| Some(self), header, out)?;
+        debug_assert!(written, "a still index cannot change while it is written");
+        Ok(())
     }
 
     /// Reads a snapshot written by `write_snapshot`. The entities are read at once, each key
@@ -155,6 +109,91 @@ impl Index {
         }
         Ok((SnapshotHeader { instance, seq }, index))
     }
+}
+
+/// Keys and entities written per look at the index, between which writers may run.
+const KEYS_PER_STEP: usize = 512;
+const SLOTS_PER_STEP: usize = 8_192;
+
+/// Writes a snapshot in steps, each with its own look at the index (`look` takes a read lock
+/// and hands the index out), so that a change never waits for a whole snapshot. Evaluates to
+/// false, with an unusable file, when the index changed between steps; the caller tries again
+/// later. Recompressed bodies may change between steps: both forms read back the same.
+pub fn write_snapshot_in_steps<'a, G>(
+    look: &dyn Fn() -> Option<G>,
+    header: &SnapshotHeader,
+    out: impl Write,
+) -> io::Result<bool>
+where
+    G: std::ops::Deref<Target = Index> + 'a,
+{
+    let mut out = Writer { out, crc: crc32fast::Hasher::new(), written: 0 };
+    let Some(index) = look() else { return Ok(false) };
+    let generation = index.generation();
+    let dictionary = index.codec.dictionary().map(<[u8]>::to_vec);
+    let (key_count, slot_count) = (index.keys.len(), index.slots.len());
+    drop(index);
+    let unchanged = |index: &Index| {
+        index.generation() == generation
+            && index.keys.len() == key_count
+            && index.slots.len() == slot_count
+            && index.codec.dictionary().map(<[u8]>::len) == dictionary.as_ref().map(Vec::len)
+    };
+    out.raw(MAGIC)?;
+    out.u32(VERSION)?;
+    out.bytes(header.instance.as_bytes())?;
+    out.u64(header.seq as u64)?;
+    out.bytes(dictionary.as_deref().unwrap_or_default())?;
+    // Each key with its length first, so a reader can find any key without reading the others.
+    out.len(key_count)?;
+    let mut section = Vec::new();
+    for first in (0..key_count).step_by(KEYS_PER_STEP) {
+        let Some(index) = look().filter(|index| unchanged(index)) else { return Ok(false) };
+        for key in index.keys[first..(first + KEYS_PER_STEP).min(key_count)].iter().map(LazyKey::get) {
+            section.clear();
+            let mut part = Writer { out: &mut section, crc: crc32fast::Hasher::new(), written: 0 };
+            part.bytes(key.name.as_bytes())?;
+            part.bitmap(&key.all)?;
+            part.len(key.values.len())?;
+            part.len(key.values.text_len())?;
+            for (text, spelled, posting, others) in key.values.dump() {
+                part.bytes(text.as_bytes())?;
+                part.u8(u8::from(spelled))?;
+                part.posting(posting)?;
+                part.len(others.len())?;
+                for (spelling, posting) in others {
+                    part.bytes(spelling.as_bytes())?;
+                    part.posting(posting)?;
+                }
+            }
+            out.u64(section.len() as u64)?;
+            out.raw(&section)?;
+        }
+    }
+    let entities_at = out.written;
+    out.len(slot_count)?;
+    for first in (0..slot_count).step_by(SLOTS_PER_STEP) {
+        let Some(index) = look().filter(|index| unchanged(index)) else { return Ok(false) };
+        for slot in &index.slots[first..(first + SLOTS_PER_STEP).min(slot_count)] {
+            match slot {
+                None => out.u8(0)?,
+                Some(slot) => {
+                    out.u8(1)?;
+                    out.bytes(slot.entity_ref.as_bytes())?;
+                    out.bytes(slot.uid.as_bytes())?;
+                    out.bytes(slot.body.as_bytes())?;
+                }
+            }
+        }
+    }
+    let Some(index) = look().filter(|index| unchanged(index)) else { return Ok(false) };
+    out.bitmap(&index.with_errors)?;
+    drop(index);
+    out.u64(entities_at)?;
+    let crc = out.crc.clone().finalize();
+    out.out.write_all(&crc.to_le_bytes())?;
+    out.out.flush()?;
+    Ok(true)
 }
 
 /// Reads one key's section.

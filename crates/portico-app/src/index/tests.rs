@@ -363,3 +363,38 @@ fn a_repacked_copy_continues_generations_and_cached_orders() {
     let (first, _) = fresh.page(&after, &fresh.universe(), None, false, 0, 1);
     assert_eq!(fresh.entity_ref(first[0]), Some("component:default/s-01"));
 }
+
+#[test]
+fn a_snapshot_written_in_steps_is_refused_when_the_index_changes_between_them() {
+    use crate::index::{write_snapshot_in_steps, SnapshotHeader};
+
+    let entities: Vec<Value> =
+        (0..20).map(|i| entity(&format!("s-{i:02}"), "Component", "service", &format!("u{i:02}"))).collect();
+    let lock = parking_lot::RwLock::new(index_of(&entities));
+    let header = SnapshotHeader { instance: "db".into(), seq: 3 };
+
+    // Left alone, the stepped writer gives the same bytes as the one-shot one.
+    let mut stepped = Vec::new();
+    assert!(write_snapshot_in_steps(&|| Some(lock.read()), &header, &mut stepped).unwrap());
+    let mut whole = Vec::new();
+    lock.read().write_snapshot(&header, &mut whole).unwrap();
+    assert_eq!(stepped, whole);
+
+    // A change between two steps makes the result unusable, and the writer says so.
+    let calls = std::cell::Cell::new(0);
+    let look = || {
+        calls.set(calls.get() + 1);
+        if calls.get() == 2 {
+            let extra = entity("late", "API", "grpc", "u-late");
+            lock.write().upsert(
+                "api:default/late",
+                "u-late",
+                Arc::from(extra.to_string()),
+                search_rows(&extra).unwrap(),
+            );
+        }
+        Some(lock.read())
+    };
+    let mut changed = Vec::new();
+    assert!(!write_snapshot_in_steps(&look, &header, &mut changed).unwrap());
+}
