@@ -154,8 +154,13 @@ impl Catalog {
             None => {
                 let header = SnapshotHeader { instance: String::new(), seq };
                 let mut bytes = Vec::new();
-                let written = self.index.read().write_snapshot(&header, &mut bytes);
-                written.map_err(SnapshotError::Io).and_then(|()| Index::read_snapshot(Arc::new(bytes)))
+                let look = || Some(self.index.read());
+                match write_snapshot_in_steps(&look, &header, &mut bytes) {
+                    // Changed meanwhile: the next idle moment tries again.
+                    Ok(false) => return,
+                    Ok(true) => Index::read_snapshot(Arc::new(bytes)),
+                    Err(error) => Err(SnapshotError::Io(error)),
+                }
             }
         };
         match fresh {
