@@ -154,13 +154,8 @@ impl Catalog {
             None => {
                 let header = SnapshotHeader { instance: String::new(), seq };
                 let mut bytes = Vec::new();
-                let look = || Some(self.index.read());
-                match write_snapshot_in_steps(&look, &header, &mut bytes) {
-                    // Changed meanwhile: the next idle moment tries again.
-                    Ok(false) => return,
-                    Ok(true) => Index::read_snapshot(Arc::new(bytes)),
-                    Err(error) => Err(SnapshotError::Io(error)),
-                }
+                let written = self.index.read().write_snapshot(&header, &mut bytes);
+                written.map_err(SnapshotError::Io).and_then(|()| Index::read_snapshot(Arc::new(bytes)))
             }
         };
         match fresh {
