@@ -54,7 +54,7 @@ impl Index {
     }
 
     /// Reads a snapshot written by `write_snapshot`. The entities are read at once, each key
-    /// on first use (`read_pending_key` reads the rest); `bytes` stays alive until then.
+    /// on first use (`Index::read_key` reads the rest); `bytes` stays alive until then.
     pub fn read_snapshot(bytes: Arc<Vec<u8>>) -> Result<(SnapshotHeader, Index), SnapshotError> {
         let data = bytes.as_slice();
         let Some((content, crc)) = data.split_last_chunk::<4>() else {
