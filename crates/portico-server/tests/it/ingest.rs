@@ -17,6 +17,11 @@ fn component(name: &str, description: &str) -> String {
     )
 }
 
+/// One file of `count` components named `service-0000`…, owned by `team-a`.
+fn bulk_components(count: usize) -> String {
+    (0..count).map(|index| format!("{}---\n", component(&format!("service-{index:04}"), "bulk"))).collect()
+}
+
 fn status_messages(entity: &Value) -> String {
     entity["status"]["items"].to_string()
 }
@@ -248,12 +253,7 @@ fn default_rules_admit_only_components_apis_and_locations() {
 
 fn a_killed_server_restarts_with_a_consistent_catalog(database: &Database) {
     let workspace = Workspace::new();
-    let mut documents = String::new();
-    for index in 0..2000 {
-        documents.push_str(&component(&format!("service-{index:04}"), "bulk"));
-        documents.push_str("---\n");
-    }
-    workspace.write("catalog/all.yaml", &documents);
+    workspace.write("catalog/all.yaml", &bulk_components(2000));
     let port = free_port();
     workspace.config_on(database, port, &catalog_with("./catalog/all.yaml"));
     let mut server = Server::start(workspace.path(), port, &[]);
@@ -277,12 +277,7 @@ fn a_killed_server_restarts_with_a_consistent_catalog(database: &Database) {
 #[test]
 fn a_restart_reads_the_saved_index_and_catches_up_with_what_changed_since() {
     let workspace = Workspace::new();
-    let mut documents = String::new();
-    for index in 0..1500 {
-        documents.push_str(&component(&format!("service-{index:04}"), "bulk"));
-        documents.push_str("---\n");
-    }
-    workspace.write("catalog/all.yaml", &documents);
+    workspace.write("catalog/all.yaml", &bulk_components(1500));
     workspace.write("catalog/extra.yaml", &component("extra", "first"));
     let port = free_port();
     workspace.config(
