@@ -32,6 +32,9 @@ pub struct Catalog {
     saved: parking_lot::Mutex<(i64, Option<Instant>)>,
     /// Entities written or removed since the index was last built in one go (see `repack`).
     churn: std::sync::atomic::AtomicUsize,
+    /// Held while bodies are recompressed, so the engine's background run and an idle pass
+    /// never train or recompress twice at once.
+    compressing: parking_lot::Mutex<()>,
 }
 
 /// Entities changed before an idle index is repacked (and at least a tenth of the catalog).
@@ -296,6 +299,7 @@ impl Catalog {
     /// bodies stored before it in chunks, off the write lock except for each swap.
     pub fn compress_bodies(&self) {
         const CHUNK: usize = 10_000;
+        let Some(_compressing) = self.compressing.try_lock() else { return };
         // The write lock only when there is something to do: this runs at every idle moment.
         let samples = if self.needs_dictionary() { self.index.write().dictionary_samples() } else { None };
         if let Some(samples) = samples {
