@@ -16,6 +16,7 @@
 //! - `stitch`: the stitch queue and final entities, change feed for the in-memory index.
 //! - `deletion`: orphan and eager deletion, refresh requests, ancestry.
 //! - `audit`, `keys`, `policy`: the audit log, signing keys, the saved permission policy.
+//! - `tasks`: software template runs and their events.
 
 mod audit;
 mod deletion;
@@ -24,6 +25,7 @@ mod location;
 mod policy;
 mod processing;
 mod stitch;
+mod tasks;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -43,6 +45,7 @@ pub use crate::processing::{
     WriteSummary,
 };
 pub use crate::stitch::{Changes, FinalRow, FinalWrite, StitchInput, StitchState, Stitched};
+pub use crate::tasks::{ClaimedTask, Recovery, TaskEventRow, TaskQuery, TaskRow};
 
 /// Where the catalog lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -148,6 +148,12 @@ contract_tests! {
     migrating_again_or_from_a_second_replica_is_a_no_op
     concurrent_writers_all_succeed
     providers_racing_to_add_the_same_refs_leave_one_owner_each
+
+    tasks_are_claimed_oldest_first_and_only_once
+    finishing_a_task_forgets_its_secrets_and_announces_it_once
+    tasks_are_listed_filtered_ordered_and_counted
+    a_reopened_task_loses_the_events_that_ended_it
+    stale_running_tasks_start_over_or_fail
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1409,4 +1415,127 @@ fn in_order_parameters_become_positional_for_sqlite() {
     assert_eq!(positional("SELECT $1, $1".into()), "SELECT $1, $1");
     assert_eq!(positional("SELECT $2, $1".into()), "SELECT $2, $1");
     assert_eq!(positional("SELECT 'no parameters', $ x".into()), "SELECT 'no parameters', $ x");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Software template tasks
+
+async fn tasks_are_claimed_oldest_first_and_only_once(db: Db) {
+    let store = &db.store;
+    for (id, secrets) in [("t1", Some("sealed-1")), ("t2", None), ("t3", None)] {
+        store.create_task(id, "{}", Some("user:default/ada"), secrets).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let first = store.claim_task().await.unwrap().unwrap();
+    assert_eq!(first.task.id, "t1");
+    assert_eq!(first.task.status, "processing");
+    assert_eq!(first.secrets.as_deref(), Some("sealed-1"));
+    assert!(first.task.last_heartbeat_at.is_some());
+
+    // Two replicas claiming at once never get the same task.
+    let replica = db.replica().await;
+    let (a, b) = tokio::join!(store.claim_task(), replica.claim_task());
+    let mut ids: Vec<String> =
+        [a.unwrap(), b.unwrap()].into_iter().flatten().map(|claimed| claimed.task.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["t2", "t3"]);
+    assert!(store.claim_task().await.unwrap().is_none());
+}
+
+async fn finishing_a_task_forgets_its_secrets_and_announces_it_once(db: Db) {
+    let store = &db.store;
+    store.create_task("t1", r#"{"steps":[]}"#, None, Some("sealed")).await.unwrap();
+    store.claim_task().await.unwrap().unwrap();
+    let log = store.append_task_event("t1", "log", r#"{"message":"hello"}"#).await.unwrap();
+    assert!(store.finish_task("t1", "completed", "completion", r#"{"message":"done"}"#).await.unwrap());
+    assert!(!store.finish_task("t1", "failed", "completion", r#"{"message":"again"}"#).await.unwrap());
+
+    let task = store.task("t1").await.unwrap().unwrap();
+    assert_eq!(task.status, "completed");
+    let events = store.task_events("t1", 0).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|event| event.event_type.as_str()).collect();
+    assert_eq!(kinds, ["log", "completion"]);
+    assert_eq!(events[0].id, log);
+    assert!(events[1].id > log);
+    assert_eq!(store.task_events("t1", log).await.unwrap().len(), 1);
+    // Retrying a completed task is refused; nothing to reopen.
+    assert!(!store.reopen_task("t1", None).await.unwrap());
+    assert!(store.task("nope").await.unwrap().is_none());
+}
+
+async fn tasks_are_listed_filtered_ordered_and_counted(db: Db) {
+    let store = &db.store;
+    for (id, by) in [("a", "user:default/ada"), ("b", "user:default/bob"), ("c", "user:default/ada")] {
+        store.create_task(id, "{}", Some(by), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    store.claim_task().await.unwrap();
+    let ids = |rows: Vec<crate::TaskRow>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+
+    let (rows, total) = store.list_tasks(&crate::TaskQuery::default()).await.unwrap();
+    assert_eq!((ids(rows), total), (strings(&["c", "b", "a"]), 3));
+
+    let query = crate::TaskQuery {
+        created_by: strings(&["user:default/ada"]),
+        order: vec![("created_at", false)],
+        ..Default::default()
+    };
+    let (rows, total) = store.list_tasks(&query).await.unwrap();
+    assert_eq!((ids(rows), total), (strings(&["a", "c"]), 2));
+
+    let query = crate::TaskQuery {
+        status: strings(&["open"]),
+        limit: Some(1),
+        offset: Some(1),
+        ..Default::default()
+    };
+    let (rows, total) = store.list_tasks(&query).await.unwrap();
+    assert_eq!((ids(rows), total), (strings(&["b"]), 2));
+    assert_eq!(crate::TaskQuery::column("createdAt"), Some("created_at"));
+    assert_eq!(crate::TaskQuery::column("spec; DROP TABLE x"), None);
+}
+
+async fn a_reopened_task_loses_the_events_that_ended_it(db: Db) {
+    let store = &db.store;
+    store.create_task("t1", "{}", None, Some("old")).await.unwrap();
+    store.claim_task().await.unwrap();
+    store.append_task_event("t1", "log", r#"{"message":"step"}"#).await.unwrap();
+    store.append_task_event("t1", "cancelled", r#"{"message":"Step 0 has been cancelled."}"#).await.unwrap();
+    store.finish_task("t1", "cancelled", "completion", r#"{"message":"x"}"#).await.unwrap();
+
+    assert!(store.reopen_task("t1", Some("new")).await.unwrap());
+    let task = store.task("t1").await.unwrap().unwrap();
+    assert_eq!(task.status, "open");
+    let kinds: Vec<String> =
+        store.task_events("t1", 0).await.unwrap().into_iter().map(|event| event.event_type).collect();
+    assert_eq!(kinds, ["log"]);
+    assert_eq!(store.claim_task().await.unwrap().unwrap().secrets.as_deref(), Some("new"));
+}
+
+async fn stale_running_tasks_start_over_or_fail(db: Db) {
+    let store = &db.store;
+    store.create_task("again", r#"{"recover":true}"#, None, None).await.unwrap();
+    store.create_task("lost", "{}", None, Some("sealed")).await.unwrap();
+    store.create_task("waiting", "{}", None, None).await.unwrap();
+    store.claim_task().await.unwrap();
+    store.claim_task().await.unwrap();
+    // Fresh heartbeats: nothing is stale yet.
+    let recovered = store.recover_tasks(60_000, |_| true, "lost").await.unwrap();
+    assert!(recovered.is_empty());
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut recovered =
+        store.recover_tasks(10, |task| task.spec.contains("recover"), "The server stopped").await.unwrap();
+    recovered.sort_by_key(|recovery| format!("{recovery:?}"));
+    assert_eq!(
+        recovered,
+        [crate::Recovery::Failed("lost".into()), crate::Recovery::Reopened("again".into())]
+    );
+    assert_eq!(store.task("again").await.unwrap().unwrap().status, "open");
+    assert_eq!(store.task("lost").await.unwrap().unwrap().status, "failed");
+    assert_eq!(store.task("waiting").await.unwrap().unwrap().status, "open");
+    let events = store.task_events("lost", 0).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].body.contains("The server stopped"), "{}", events[0].body);
+    assert_eq!(store.task_events("again", 0).await.unwrap()[0].event_type, "recovered");
 }
