@@ -28,6 +28,18 @@ pub struct ClaimedTask {
     pub secrets: Option<String>,
 }
 
+#[derive(Debug, sqlx::FromRow)]
+struct ClaimedRow {
+    id: String,
+    spec: String,
+    status: String,
+    created_at: i64,
+    last_heartbeat_at: Option<i64>,
+    created_by: Option<String>,
+    state: Option<String>,
+    secrets: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TaskEventRow {
     /// Grows with every event of every task.
@@ -114,23 +126,20 @@ impl Store {
              AND status = 'open'
              RETURNING {TASK_COLUMNS}, secrets"
         );
-        let row: Option<(
-            String,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        )> = dispatch!(self, pool => {
+        let row: Option<ClaimedRow> = dispatch!(self, pool => {
             sqlx::query_as(&sql).bind(now_millis()).fetch_optional(pool).await?
         });
-        Ok(row.map(|(id, spec, status, created_at, last_heartbeat_at, created_by, state, secrets)| {
-            ClaimedTask {
-                task: TaskRow { id, spec, status, created_at, last_heartbeat_at, created_by, state },
-                secrets,
-            }
+        Ok(row.map(|row| ClaimedTask {
+            task: TaskRow {
+                id: row.id,
+                spec: row.spec,
+                status: row.status,
+                created_at: row.created_at,
+                last_heartbeat_at: row.last_heartbeat_at,
+                created_by: row.created_by,
+                state: row.state,
+            },
+            secrets: row.secrets,
         }))
     }
 

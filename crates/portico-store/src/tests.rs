@@ -1289,7 +1289,7 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance"]
+        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance", "scaffolder tasks"]
     );
     store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
@@ -1301,7 +1301,7 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     store.migrate().await.unwrap();
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance"]
+        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance", "scaffolder tasks"]
     );
     assert_eq!(store.list_locations().await.unwrap(), []);
     assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
@@ -1321,7 +1321,7 @@ async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
     replica.migrate().await.unwrap();
     assert_eq!(
         replica.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance"]
+        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance", "scaffolder tasks"]
     );
     assert_eq!(replica.list_locations().await.unwrap().len(), 1);
     let instance = store.instance_id().await.unwrap();
