@@ -12,6 +12,7 @@
 //! - `engine`: the loops that drive processing and keep the index current.
 //! - `provider`: entity providers and their mutations.
 //! - `identity`: who is asking; every use case takes one.
+//! - `scaffolder`: software template tasks (creation, the worker pool, events, dry runs).
 //!
 //! It knows nothing about HTTP or JSON wire shapes; those belong to `portico-web`.
 
@@ -25,6 +26,7 @@ pub mod provider;
 pub mod query;
 pub mod reader;
 pub mod rules;
+pub mod scaffolder;
 pub mod stitcher;
 
 use std::collections::HashMap;
@@ -94,6 +96,8 @@ pub struct AppOptions {
     /// Where to save the index between runs, so a restart reads it instead of parsing every
     /// stored entity (`None`: rebuild at every start).
     pub index_snapshot: Option<std::path::PathBuf>,
+    /// `scaffolder.*`.
+    pub scaffolder: scaffolder::ScaffolderOptions,
 }
 
 /// The policy in force: parsed, its text, and who saved it when (`None`: the configured one).
@@ -132,6 +136,7 @@ pub struct App {
     policy_version: AtomicU64,
     /// What each caller may read, per catalog generation and policy version.
     readable: Mutex<HashMap<String, ReadableSet>>,
+    scaffolder: scaffolder::Scaffolder,
 }
 
 /// The answer of `POST /api/permission/authorize` for one item.
@@ -232,6 +237,7 @@ impl App {
             }
         }
         let policy = RwLock::new(active);
+        let scaffolder = scaffolder::Scaffolder::new(options.scaffolder.clone());
         Ok(Arc::new(App {
             store,
             catalog,
@@ -243,6 +249,7 @@ impl App {
             policy,
             policy_version: AtomicU64::new(0),
             readable: Mutex::new(HashMap::new()),
+            scaffolder,
         }))
     }
 
@@ -279,6 +286,7 @@ impl App {
                 }
             });
         }
+        tokio::spawn(self.clone().run_scaffolder(shutdown.clone()));
         let engine = self.engine.clone();
         let handle = tokio::spawn(engine.run(shutdown));
         self.ready.store(true, std::sync::atomic::Ordering::Release);
@@ -978,10 +986,35 @@ impl App {
         dry_run: bool,
         on_conflict_refresh: Option<bool>,
     ) -> Result<CreatedLocation, Error> {
+        self.register_location(identity, kind, target, dry_run, on_conflict_refresh, false).await
+    }
+
+    /// `create_location` for the scaffolder, which may also register a `file` location (what
+    /// `publish:git` published locally) whatever types the API accepts.
+    pub(crate) async fn create_location_of_any_type(
+        &self,
+        identity: &Identity,
+        kind: &str,
+        target: &str,
+        dry_run: bool,
+        any_type: bool,
+    ) -> Result<CreatedLocation, Error> {
+        self.register_location(identity, kind, target, dry_run, Some(false), any_type).await
+    }
+
+    async fn register_location(
+        &self,
+        identity: &Identity,
+        kind: &str,
+        target: &str,
+        dry_run: bool,
+        on_conflict_refresh: Option<bool>,
+        any_type: bool,
+    ) -> Result<CreatedLocation, Error> {
         if !dry_run {
             self.check(identity, permission::LOCATION_CREATE, None)?;
         }
-        if !self.options.allowed_location_types.iter().any(|allowed| allowed == kind) {
+        if !any_type && !self.options.allowed_location_types.iter().any(|allowed| allowed == kind) {
             return Err(Error::Input(format!(
                 "Registered locations must be of an allowed type {}",
                 serde_json::to_string(&self.options.allowed_location_types).unwrap_or_default()

@@ -40,6 +40,12 @@ pub const AUDIT_READ: Permission =
     Permission { name: "portico.audit.read", action: "read", resource_type: None };
 pub const POLICY_MANAGE: Permission =
     Permission { name: "portico.policy.manage", action: "update", resource_type: None };
+pub const TASK_CREATE: Permission =
+    Permission { name: "scaffolder.task.create", action: "create", resource_type: None };
+pub const TASK_READ: Permission =
+    Permission { name: "scaffolder.task.read", action: "read", resource_type: None };
+pub const TASK_CANCEL: Permission =
+    Permission { name: "scaffolder.task.cancel", action: "", resource_type: None };
 
 /// Every permission Portico enforces, in the order `metadata` lists them.
 pub const ALL: &[Permission] = &[
@@ -54,6 +60,9 @@ pub const ALL: &[Permission] = &[
     LOCATION_ANALYZE,
     AUDIT_READ,
     POLICY_MANAGE,
+    TASK_CREATE,
+    TASK_READ,
+    TASK_CANCEL,
 ];
 
 /// The permission with this name, if Portico enforces it.

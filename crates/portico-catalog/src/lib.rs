@@ -17,3 +17,4 @@ pub mod location_ref;
 pub mod problem;
 pub mod relations;
 pub mod validate;
+pub mod yaml;

@@ -35,6 +35,11 @@ pub(crate) struct Config {
     pub(crate) auth: portico_auth::AuthOptions,
     /// `permission.enabled` with `permission.policy` (a YAML file) or the default policy.
     pub(crate) policy: Option<(portico_app::permission::Policy, String)>,
+    /// `scaffolder.*`, `backend.workingDirectory` and `integrations.*` hosts. The secrets key
+    /// is random here; `serve` replaces it with the configured or stored one.
+    pub(crate) scaffolder: portico_app::scaffolder::ScaffolderOptions,
+    /// `scaffolder.secretsKey`: 32 bytes, base64.
+    pub(crate) secrets_key: Option<portico_app::scaffolder::SecretsKey>,
 }
 
 impl Config {
@@ -81,7 +86,22 @@ impl Config {
         };
         let auth = auth_options(root, &base_url)?;
         let policy = policy(root, cwd)?;
+        let scaffolder = scaffolder_options(root, cwd)?;
+        let secrets_key = match string(root, "scaffolder.secretsKey")? {
+            None => None,
+            Some(text) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .context("scaffolder.secretsKey: expected base64")?;
+                let bytes: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("scaffolder.secretsKey: expected 32 bytes"))?;
+                Some(portico_app::scaffolder::SecretsKey(bytes))
+            }
+        };
         Ok(Config {
+            scaffolder,
+            secrets_key,
             policy,
             auth,
             ui,
@@ -442,6 +462,101 @@ fn oauth_provider(
         session_duration,
         resolvers,
     }))
+}
+
+/// `scaffolder.*` (reference scaffolder §9), plus where workspaces go and which SCM hosts are
+/// configured (`integrations.<kind>[].host`).
+fn scaffolder_options(
+    root: &Value,
+    cwd: &Path,
+) -> anyhow::Result<portico_app::scaffolder::ScaffolderOptions> {
+    use portico_scaffolder::render::{Integration, IntegrationKind};
+    let defaults = portico_app::scaffolder::ScaffolderOptions::default();
+    let duration = |key: &str, default: Duration| -> anyhow::Result<Duration> {
+        match get(root, key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(value) => portico_config::parse_duration(value).with_context(|| key.to_string()),
+        }
+    };
+    let concurrency = match get(root, "scaffolder.concurrentTasksLimit") {
+        None | Some(Value::Null) => defaults.concurrency,
+        Some(value) => value.as_u64().and_then(|limit| usize::try_from(limit).ok()).ok_or_else(|| {
+            anyhow::anyhow!("scaffolder.concurrentTasksLimit: expected a non-negative integer")
+        })?,
+    };
+    let mut integrations = Vec::new();
+    for (key, kind) in [
+        ("github", IntegrationKind::Github),
+        ("gitlab", IntegrationKind::Gitlab),
+        ("bitbucket", IntegrationKind::Bitbucket),
+        ("bitbucketCloud", IntegrationKind::BitbucketCloud),
+        ("azure", IntegrationKind::Azure),
+        ("gitea", IntegrationKind::Gitea),
+        ("gerrit", IntegrationKind::Gerrit),
+    ] {
+        for (index, entry) in get(root, &format!("integrations.{key}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let host = entry
+                .get("host")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow::anyhow!("integrations.{key}[{index}].host: expected a string"))?;
+            integrations.push(Integration { host: host.to_owned(), kind });
+        }
+    }
+    let path =
+        |key: &str| -> anyhow::Result<Option<PathBuf>> { Ok(string(root, key)?.map(|text| cwd.join(text))) };
+    let local_repositories = path("scaffolder.publish.git.localDirectory")?.map(|dir| normalize(&dir));
+    let mut environment = get(root, "scaffolder.defaultEnvironment").cloned().unwrap_or(defaults.environment);
+    // Templates name local remotes through this parameter: `file://` URLs must be absolute, and
+    // a template cannot know where the server runs.
+    if let (Some(dir), Some(environment)) = (&local_repositories, environment.as_object_mut()) {
+        let parameters = environment.entry("parameters").or_insert_with(|| serde_json::json!({}));
+        if let (Some(parameters), Ok(url)) = (parameters.as_object_mut(), url::Url::from_directory_path(dir))
+        {
+            parameters
+                .entry("localRepositoriesUrl")
+                .or_insert_with(|| Value::String(String::from(url).trim_end_matches('/').to_owned()));
+        }
+    }
+    Ok(portico_app::scaffolder::ScaffolderOptions {
+        concurrency,
+        working_directory: path("backend.workingDirectory")?.unwrap_or(defaults.working_directory),
+        environment,
+        git_author: (
+            string(root, "scaffolder.defaultAuthor.name")?.unwrap_or(defaults.git_author.0),
+            string(root, "scaffolder.defaultAuthor.email")?.unwrap_or(defaults.git_author.1),
+        ),
+        commit_message: string(root, "scaffolder.defaultCommitMessage")?.unwrap_or(defaults.commit_message),
+        integrations,
+        git_hosts: string_list(
+            get(root, "scaffolder.publish.git.allowedHosts"),
+            "scaffolder.publish.git.allowedHosts",
+        )?,
+        local_repositories,
+        recovery: get(root, "scaffolder.taskRecovery.enabled").and_then(Value::as_bool).unwrap_or(false),
+        stale_timeout: duration("scaffolder.taskRecovery.staleTimeout", defaults.stale_timeout)?,
+        secrets_key: defaults.secrets_key,
+        max_wait: duration("scaffolder.debugWaitMax", defaults.max_wait)?,
+    })
+}
+
+/// `a/./b/../c` as `a/c`, without touching the file system (the directory may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn string(root: &Value, key: &str) -> anyhow::Result<Option<String>> {

@@ -26,6 +26,10 @@ const FILES: &[(&str, &str)] = demo_files![
     "definitions/shipment-events.asyncapi.yaml",
     "definitions/tracking.graphql",
     "definitions/route_planner.proto",
+    "templates/service/template.yaml",
+    "templates/service/skeleton/catalog-info.yaml",
+    "templates/service/skeleton/README.md",
+    "templates/service/skeleton/src/server.py",
 ];
 
 /// Writes the demo files under `dir` (replacing older copies, so upgrades bring new demo data)

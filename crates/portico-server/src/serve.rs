@@ -91,6 +91,39 @@ pub(crate) async fn migrate(configs: &[PathBuf], down: bool) -> anyhow::Result<(
     Ok(())
 }
 
+/// The key task secrets are sealed with: `scaffolder.secretsKey`, else a key file beside the
+/// SQLite database (created once, readable by its owner only), else a key for this run only
+/// (secrets of tasks then do not survive a restart, nor reach another replica).
+fn secrets_key(config: &Config) -> anyhow::Result<portico_app::scaffolder::SecretsKey> {
+    if let Some(key) = config.secrets_key {
+        return Ok(key);
+    }
+    let DatabaseConfig::Sqlite { path: Some(database) } = &config.database else {
+        tracing::warn!(
+            "scaffolder.secretsKey is not set: task secrets are sealed with a key for this run only"
+        );
+        return Ok(config.scaffolder.secrets_key);
+    };
+    let path = database.with_file_name("scaffolder-secrets.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} is damaged: expected 32 bytes", path.display()))?;
+        return Ok(portico_app::scaffolder::SecretsKey(bytes));
+    }
+    let key = config.scaffolder.secrets_key;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(&key.0).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
 pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
     let started = Instant::now();
     let (config, source) = load_config(configs)?;
@@ -111,6 +144,10 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
         index_snapshot: match &config.database {
             DatabaseConfig::Sqlite { path: Some(path) } => Some(path.with_extension("index")),
             _ => None,
+        },
+        scaffolder: portico_app::scaffolder::ScaffolderOptions {
+            secrets_key: secrets_key(&config)?,
+            ..config.scaffolder.clone()
         },
     };
     let app =

@@ -27,7 +27,6 @@ mod definition;
 mod layout;
 mod pages;
 mod view;
-mod yaml;
 
 pub use crate::layout::cookie;
 pub use crate::pages::misc::format_time;

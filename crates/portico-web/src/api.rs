@@ -6,6 +6,7 @@ pub(crate) mod catalog;
 pub(crate) mod health;
 pub(crate) mod oauth;
 pub(crate) mod permission;
+pub(crate) mod scaffolder;
 
 use std::sync::Arc;
 
@@ -40,4 +41,10 @@ pub(crate) fn join_items(items: &[Arc<str>], nulls: bool) -> String {
     }
     out.push(']');
     out
+}
+
+/// Milliseconds since the epoch as JavaScript's `toISOString` writes them (UTC).
+pub(crate) fn iso_millis(millis: i64) -> String {
+    let utc = portico_ui::format_time(millis);
+    format!("{}.{:03}Z", utc.replace(' ', "T"), millis.rem_euclid(1000))
 }

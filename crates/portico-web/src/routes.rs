@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use portico_app::App;
 
-use crate::api::{auth, catalog, health};
+use crate::api::{auth, catalog, health, scaffolder};
 
 /// The application router: Backstage's API under `/api`, health under `/.backstage`.
 /// The UI (`portico_ui`) serves every other path.
@@ -65,8 +65,22 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
                 .delete(crate::api::permission::delete_policy),
         )
         .with_state(app.clone());
+    let scaffolder = Router::new()
+        .route("/v2/templates/{namespace}/{kind}/{name}/parameter-schema", get(scaffolder::parameter_schema))
+        .route("/v2/actions", get(scaffolder::list_actions))
+        .route("/v2/tasks", get(scaffolder::list_tasks).post(scaffolder::create_task))
+        .route("/v2/tasks/{id}", get(scaffolder::get_task))
+        .route("/v2/tasks/{id}/eventstream", get(scaffolder::event_stream))
+        .route("/v2/tasks/{id}/events", get(scaffolder::events))
+        .route("/v2/tasks/{id}/cancel", post(scaffolder::cancel_task))
+        .route("/v2/tasks/{id}/retry", post(scaffolder::retry_task))
+        .route("/v2/dry-run", post(scaffolder::dry_run))
+        .route("/v2/templating-extensions", get(scaffolder::templating_extensions))
+        .route("/.backstage/auth/v1/cookie", crate::api::auth::cookie_route("scaffolder"))
+        .with_state(app.clone());
     let api = Router::new()
         .nest("/api/catalog", catalog)
+        .nest("/api/scaffolder", scaffolder)
         .nest("/api/audit", audit_routes)
         .nest("/api/permission", permission_routes);
     let router = Router::new()

@@ -10,5 +10,6 @@ mod catalog_client;
 mod cli;
 mod ingest;
 mod oidc;
+mod scaffolder;
 mod support;
 mod ui;

@@ -118,7 +118,7 @@ pub(crate) async fn tab(
                     Ok((_, items)) => items,
                     Err(_) => Vec::new(),
                 };
-            let yaml = crate::yaml::to_text(&entity);
+            let yaml = portico_catalog::yaml::to_text(&entity);
             let json = serde_json::to_string_pretty(&entity).unwrap_or_default();
             let content = html! {
                 div.cards {

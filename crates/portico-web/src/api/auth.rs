@@ -161,7 +161,6 @@ fn clear_cookie(plugin: &'static str) -> Response {
 
 /// `YYYY-MM-DDTHH:MM:SS.000Z` (UTC), as JavaScript's `toISOString`.
 fn iso8601(time: std::time::SystemTime) -> String {
-    let millis = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis());
-    let utc = portico_ui::format_time(i64::try_from(millis).unwrap_or(i64::MAX));
-    format!("{}.000Z", utc.replace(' ', "T"))
+    let millis = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs() * 1000);
+    crate::api::iso_millis(i64::try_from(millis).unwrap_or(i64::MAX))
 }

@@ -1,4 +1,4 @@
-//! JSON to YAML text for the Inspect view, through saphyr's emitter.
+//! JSON to YAML text (the UI's Inspect view, files templates write), through saphyr's emitter.
 
 use std::borrow::Cow;
 
@@ -26,7 +26,7 @@ fn to_yaml(value: &Value) -> Yaml<'_> {
 }
 
 /// The value as a YAML document (without the leading `---`).
-pub(crate) fn to_text(value: &Value) -> String {
+pub fn to_text(value: &Value) -> String {
     let mut out = String::new();
     let mut emitter = YamlEmitter::new(&mut out);
     emitter.multiline(true);
@@ -48,7 +48,7 @@ mod tests {
         });
         let text = super::to_text(&entity);
         assert!(text.starts_with("apiVersion: backstage.io/v1alpha1\n"), "{text}");
-        let (documents, errors) = portico_catalog::descriptor::parse_descriptor(&text);
+        let (documents, errors) = crate::descriptor::parse_descriptor(&text);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(documents[0].value, entity);
         assert!(text.contains("\"true\""), "a string that looks like a boolean stays a string: {text}");

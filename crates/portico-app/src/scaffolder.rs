@@ -1,0 +1,707 @@
+//! Software template tasks: creating them, the worker pool that runs them, events, cancel,
+//! retry, recovery after a restart, and dry runs.
+//!
+//! A task's life is in the store (`portico_store` tasks); a run is `portico_scaffolder::run`.
+//! Secrets are sealed (ChaCha20-Poly1305) before they are stored and dropped when the task ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use portico_scaffolder::action::{Actions, CatalogService, EventSink, Services};
+use portico_scaffolder::render::{Integration, Renderer};
+use portico_scaffolder::run::{Run, RunFailure, Runner};
+use portico_scaffolder::template::{TaskSpec, TaskUser, Template};
+use portico_store::{TaskEventRow, TaskQuery, TaskRow};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::Identity;
+use crate::{permission, App, Error};
+
+/// `scaffolder.*` configuration.
+#[derive(Debug, Clone)]
+pub struct ScaffolderOptions {
+    /// `scaffolder.concurrentTasksLimit` (0: this server runs no tasks).
+    pub concurrency: usize,
+    /// Where task workspaces are created (`backend.workingDirectory`, else the OS temp dir).
+    pub working_directory: PathBuf,
+    /// `scaffolder.defaultEnvironment`: `{parameters, secrets}`.
+    pub environment: Value,
+    /// `scaffolder.defaultAuthor` name and email.
+    pub git_author: (String, String),
+    /// `scaffolder.defaultCommitMessage`.
+    pub commit_message: String,
+    pub integrations: Vec<Integration>,
+    /// `scaffolder.publish.git.allowedHosts`.
+    pub git_hosts: Vec<String>,
+    /// `scaffolder.publish.git.localDirectory`.
+    pub local_repositories: Option<PathBuf>,
+    /// `scaffolder.taskRecovery.enabled`: interrupted runs of templates that ask to start over
+    /// do so; otherwise they fail.
+    pub recovery: bool,
+    /// How old a running task's heartbeat must be before another replica takes it as lost.
+    pub stale_timeout: Duration,
+    /// The key secrets are sealed with.
+    pub secrets_key: SecretsKey,
+    /// The longest `debug:wait`.
+    pub max_wait: Duration,
+}
+
+impl Default for ScaffolderOptions {
+    fn default() -> ScaffolderOptions {
+        ScaffolderOptions {
+            concurrency: 10,
+            working_directory: std::env::temp_dir(),
+            environment: json!({}),
+            git_author: ("Scaffolder".to_owned(), "scaffolder@backstage.io".to_owned()),
+            commit_message: "Initial commit".to_owned(),
+            integrations: Vec::new(),
+            git_hosts: Vec::new(),
+            local_repositories: None,
+            recovery: false,
+            stale_timeout: Duration::from_secs(30),
+            secrets_key: SecretsKey(rand::random()),
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// 32 bytes that seal task secrets; never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecretsKey(pub [u8; 32]);
+
+impl std::fmt::Debug for SecretsKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SecretsKey(..)")
+    }
+}
+
+/// The scaffolder's state inside `App`.
+#[derive(Debug)]
+pub struct Scaffolder {
+    options: ScaffolderOptions,
+    runner: Runner,
+    /// Wakes the workers when a task is created or retried.
+    wake: tokio::sync::Notify,
+    /// Bumped whenever this server appends an event, so streams answer at once.
+    events: tokio::sync::watch::Sender<u64>,
+    /// Runs in progress here, to cancel.
+    running: parking_lot::Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// A task as the API shows it (no secrets).
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    pub row: TaskRow,
+    pub spec: Value,
+}
+
+/// The result of a dry run.
+#[derive(Debug, Clone)]
+pub struct DryRunResult {
+    pub log: Vec<Value>,
+    pub output: Value,
+    pub steps: Vec<portico_scaffolder::template::Step>,
+    /// `(path, executable, bytes)` of every file the run left in the workspace.
+    pub files: Vec<(String, bool, Vec<u8>)>,
+}
+
+/// One validation problem of submitted values, in the shape Backstage's validator reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueProblem {
+    pub path: Vec<Value>,
+    pub message: String,
+    pub name: String,
+    pub argument: Value,
+}
+
+impl Scaffolder {
+    pub fn new(options: ScaffolderOptions) -> Scaffolder {
+        let runner = Runner {
+            actions: Actions::builtin(),
+            renderer: Renderer::new(options.integrations.clone()),
+            environment: options.environment.clone(),
+        };
+        Scaffolder {
+            options,
+            runner,
+            wake: tokio::sync::Notify::new(),
+            events: tokio::sync::watch::channel(0).0,
+            running: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn actions(&self) -> &Actions {
+        &self.runner.actions
+    }
+
+    /// Waits for the next event this server appends (or `timeout`).
+    pub async fn next_event(&self, timeout: Duration) {
+        let mut receiver = self.events.subscribe();
+        let _ = tokio::time::timeout(timeout, receiver.changed()).await;
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(Key::from_slice(&self.options.secrets_key.0))
+    }
+
+    fn seal(&self, secrets: &BTreeMap<String, String>) -> Option<String> {
+        if secrets.is_empty() {
+            return None;
+        }
+        let plain = serde_json::to_vec(secrets).ok()?;
+        let nonce: [u8; 12] = rand::random();
+        let sealed = self.cipher().encrypt(Nonce::from_slice(&nonce), plain.as_slice()).ok()?;
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        Some(base64_encode(&out))
+    }
+
+    fn unseal(&self, sealed: &str) -> Option<BTreeMap<String, String>> {
+        let bytes = base64_decode(sealed)?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let plain = self.cipher().decrypt(Nonce::from_slice(nonce), sealed).ok()?;
+        serde_json::from_slice(&plain).ok()
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+/// Validates `values` against each form page, as Backstage does: the whole value object against
+/// every page schema, stopping at the first page that fails.
+pub fn validate_values(pages: &[Value], values: &Value) -> Result<(), Vec<ValueProblem>> {
+    for page in pages {
+        let schema = strip_ui_keys(page);
+        let Ok(validator) = jsonschema::draft7::new(&schema) else { continue };
+        let problems: Vec<ValueProblem> = validator
+            .iter_errors(values)
+            .map(|error| {
+                let path: Vec<Value> = error
+                    .instance_path()
+                    .iter()
+                    .map(|segment| match segment {
+                        jsonschema::paths::LocationSegment::Property(name) => Value::String(name.to_string()),
+                        jsonschema::paths::LocationSegment::Index(index) => json!(index),
+                    })
+                    .collect();
+                let name = error.schema_path().as_str().rsplit('/').next().unwrap_or_default().to_owned();
+                let argument = match &error.kind() {
+                    jsonschema::error::ValidationErrorKind::Required { property } => property.clone(),
+                    _ => Value::Null,
+                };
+                ValueProblem { path, message: error.to_string(), name, argument }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+    }
+    Ok(())
+}
+
+/// A page schema without the form's `ui:` keys and Backstage's own annotations.
+fn strip_ui_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .filter(|(key, _)| !key.starts_with("ui:") && !key.starts_with("backstage:"))
+                .map(|(key, value)| (key.clone(), strip_ui_keys(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_ui_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The catalog as a task's actions see it: the App, acting as the task's initiator.
+#[derive(Debug)]
+struct TaskCatalog {
+    app: Weak<App>,
+    identity: Identity,
+}
+
+#[async_trait::async_trait]
+impl CatalogService for TaskCatalog {
+    async fn register(&self, kind: &str, target: &str, dry_run: bool) -> Result<Vec<Value>, String> {
+        let app = self.app.upgrade().ok_or("the server is shutting down")?;
+        // A `file` location only for what `publish:git` published into its local directory.
+        let local = kind == "file"
+            && app
+                .scaffolder
+                .options
+                .local_repositories
+                .as_ref()
+                .is_some_and(|root| Path::new(target).starts_with(root));
+        if kind == "file" && !local {
+            return Err(format!("cannot register file {target}: only repositories published into scaffolder.publish.git.localDirectory can be registered as files"));
+        }
+        let created = app
+            .create_location_of_any_type(&self.identity, kind, target, dry_run, local)
+            .await
+            .map_err(|error| error.to_string())?;
+        if !dry_run {
+            app.engine.wake();
+        }
+        Ok(created.entities)
+    }
+
+    async fn entity(&self, entity_ref: &str) -> Result<Option<Value>, String> {
+        let app = self.app.upgrade().ok_or("the server is shutting down")?;
+        Ok(app.readable_entity(&self.identity, entity_ref))
+    }
+}
+
+/// Sends a run's log events to the store, in order, through one writer task.
+struct ChannelSink(tokio::sync::mpsc::UnboundedSender<Value>);
+
+impl EventSink for ChannelSink {
+    fn log(&self, body: Value) {
+        let _ = self.0.send(body);
+    }
+}
+
+/// Collects a dry run's log.
+#[derive(Default)]
+struct MemorySink(parking_lot::Mutex<Vec<Value>>);
+
+impl EventSink for MemorySink {
+    fn log(&self, body: Value) {
+        self.0.lock().push(body);
+    }
+}
+
+const LOST_WORKER: &str = "The task was cancelled because the task worker lost connection to the task broker";
+
+impl App {
+    pub fn scaffolder(&self) -> &Scaffolder {
+        &self.scaffolder
+    }
+
+    /// The readable Template entity with this ref.
+    pub fn template(&self, identity: &Identity, entity_ref: &str) -> Result<Template, Error> {
+        let entity = self
+            .readable_entity(identity, &entity_ref.to_lowercase())
+            .ok_or_else(|| Error::NotFound(format!("No template found for {entity_ref}")))?;
+        Template::from_entity(&entity).map_err(|error| Error::Input(error.to_string()))
+    }
+
+    /// `POST /v2/tasks`: validates the values and queues a run. Evaluates to the task id.
+    pub async fn create_task(
+        &self,
+        identity: &Identity,
+        template_ref: &str,
+        values: Value,
+        secrets: BTreeMap<String, String>,
+    ) -> Result<Result<String, Vec<ValueProblem>>, Error> {
+        self.check(identity, permission::TASK_CREATE, None)?;
+        let entity_ref = full_template_ref(template_ref)?;
+        let template = self.template(identity, &entity_ref)?;
+        if let Err(problems) = validate_values(&template.pages, &values) {
+            return Ok(Err(problems));
+        }
+        if let Some(schema) = &template.secrets_schema {
+            if let Err(problems) = validate_values(std::slice::from_ref(schema), &json!(secrets)) {
+                return Ok(Err(problems));
+            }
+        }
+        let user = self.task_user(identity);
+        let created_by = user.entity_ref.clone();
+        let spec = template.task_spec(values, user);
+        let id = uuid::Uuid::new_v4().to_string();
+        let spec_text = serde_json::to_string(&spec).map_err(|error| Error::Input(error.to_string()))?;
+        let sealed = self.scaffolder.seal(&secrets);
+        self.store.create_task(&id, &spec_text, created_by.as_deref(), sealed.as_deref()).await?;
+        self.scaffolder.wake.notify_one();
+        Ok(Ok(id))
+    }
+
+    fn task_user(&self, identity: &Identity) -> TaskUser {
+        match identity {
+            Identity::User { user_entity_ref, .. } => TaskUser {
+                entity: self.readable_entity(identity, user_entity_ref),
+                entity_ref: Some(user_entity_ref.clone()),
+            },
+            _ => TaskUser::default(),
+        }
+    }
+
+    pub async fn task(&self, identity: &Identity, task_id: &str) -> Result<TaskView, Error> {
+        self.check(identity, permission::TASK_READ, None)?;
+        let row = self
+            .store
+            .task(task_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("Task with id {task_id} does not exist")))?;
+        let spec = serde_json::from_str(&row.spec).unwrap_or(Value::Null);
+        Ok(TaskView { row, spec })
+    }
+
+    pub async fn list_tasks(
+        &self,
+        identity: &Identity,
+        query: &TaskQuery,
+    ) -> Result<(Vec<TaskView>, i64), Error> {
+        self.check(identity, permission::TASK_READ, None)?;
+        let (rows, total) = self.store.list_tasks(query).await?;
+        let views = rows
+            .into_iter()
+            .map(|row| {
+                let spec = serde_json::from_str(&row.spec).unwrap_or(Value::Null);
+                TaskView { row, spec }
+            })
+            .collect();
+        Ok((views, total))
+    }
+
+    pub async fn task_events(
+        &self,
+        identity: &Identity,
+        task_id: &str,
+        after: i64,
+    ) -> Result<Vec<TaskEventRow>, Error> {
+        self.task(identity, task_id).await?;
+        Ok(self.store.task_events(task_id, after).await?)
+    }
+
+    /// `POST /v2/tasks/:id/cancel`.
+    pub async fn cancel_task(&self, identity: &Identity, task_id: &str) -> Result<(), Error> {
+        let task = self.task(identity, task_id).await?;
+        self.check(identity, permission::TASK_CANCEL, None)?;
+        let events = self.store.task_events(task_id, 0).await?;
+        let step = events
+            .iter()
+            .rev()
+            .find_map(|event| serde_json::from_str::<Value>(&event.body).ok()?.get("stepId").cloned())
+            .unwrap_or(json!(0));
+        let step_text = step.as_str().map(str::to_owned).unwrap_or_else(|| step.to_string());
+        let body = json!({ "message": format!("Step {step_text} has been cancelled."), "stepId": step, "status": "cancelled" });
+        match task.row.status.as_str() {
+            "open" => {
+                self.store.append_task_event(task_id, "cancelled", &body.to_string()).await?;
+                let completion = json!({ "message": "Run completed with status: cancelled" });
+                self.store.finish_task(task_id, "cancelled", "completion", &completion.to_string()).await?;
+            }
+            "processing" => {
+                self.store.append_task_event(task_id, "cancelled", &body.to_string()).await?;
+                if let Some(token) = self.scaffolder.running.lock().get(task_id) {
+                    token.cancel();
+                }
+            }
+            _ => {}
+        }
+        self.scaffolder.events.send_modify(|count| *count += 1);
+        Ok(())
+    }
+
+    /// `POST /v2/tasks/:id/retry`: a failed or cancelled task runs again from its first step.
+    pub async fn retry_task(
+        &self,
+        identity: &Identity,
+        task_id: &str,
+        secrets: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        self.task(identity, task_id).await?;
+        self.check(identity, permission::TASK_CREATE, None)?;
+        let sealed = self.scaffolder.seal(&secrets);
+        if !self.store.reopen_task(task_id, sealed.as_deref()).await? {
+            return Err(Error::Conflict(format!(
+                "Task {task_id} has not failed or been cancelled, so it cannot be retried"
+            )));
+        }
+        self.scaffolder.wake.notify_one();
+        self.scaffolder.events.send_modify(|count| *count += 1);
+        Ok(())
+    }
+
+    /// `POST /v2/dry-run`: runs a posted template against posted files, without side effects
+    /// beyond a temporary workspace, and returns the log, output and resulting files.
+    pub async fn dry_run_template(
+        self: &Arc<Self>,
+        identity: &Identity,
+        entity: &Value,
+        values: Value,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<Result<DryRunResult, Vec<ValueProblem>>, Error> {
+        self.check(identity, permission::TASK_CREATE, None)?;
+        let template = Template::from_entity(entity)
+            .map_err(|error| Error::Input(format!("Input template is not a template: {error}")))?;
+        if let Err(problems) = validate_values(&template.pages, &values) {
+            return Ok(Err(problems));
+        }
+        let root = tempfile_dir(&self.scaffolder.options.working_directory, "dry-run")?;
+        let template_dir = root.join("template");
+        let workspace = root.join("workspace");
+        for dir in [&template_dir, &workspace] {
+            std::fs::create_dir_all(dir)
+                .map_err(|error| Error::Input(format!("creating a dry-run directory: {error}")))?;
+        }
+        for (path, bytes) in files {
+            let target = portico_scaffolder::workspace::resolve_inside(&template_dir, &path)
+                .map_err(|error| Error::Input(error.to_string()))?;
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|error| Error::Input(format!("writing {path}: {error}")))?;
+            }
+            std::fs::write(&target, bytes)
+                .map_err(|error| Error::Input(format!("writing {path}: {error}")))?;
+        }
+        let mut spec = template.task_spec(values, self.task_user(identity));
+        spec.template_info.base_url =
+            url::Url::from_file_path(template_dir.join("template.yaml")).ok().map(String::from);
+        let sink = MemorySink::default();
+        let run = Run {
+            task_id: "dry-run",
+            spec: &spec,
+            secrets: BTreeMap::new(),
+            workspace: workspace.clone(),
+            dry_run: true,
+            cancel: CancellationToken::new(),
+            services: self.task_services(identity),
+        };
+        let result = self.scaffolder.runner.run(run, &sink).await;
+        let output = match result {
+            Ok(output) => output,
+            Err(failure) => json!({ "error": { "name": failure.name, "message": failure.message } }),
+        };
+        let files = read_tree(&workspace);
+        let _ = std::fs::remove_dir_all(&root);
+        Ok(Ok(DryRunResult { log: sink.0.into_inner(), output, steps: spec.steps, files }))
+    }
+
+    fn task_services(self: &Arc<Self>, identity: &Identity) -> Services {
+        let options = &self.scaffolder.options;
+        Services {
+            catalog: Arc::new(TaskCatalog { app: Arc::downgrade(self), identity: identity.clone() }),
+            integrations: options.integrations.clone(),
+            git_author: options.git_author.clone(),
+            commit_message: options.commit_message.clone(),
+            max_wait: options.max_wait,
+            git_hosts: options.git_hosts.clone(),
+            local_repositories: options.local_repositories.clone(),
+        }
+    }
+
+    /// The worker pool: recovers interrupted tasks, then claims and runs open tasks until
+    /// shutdown, with heartbeats for running ones.
+    pub(crate) async fn run_scaffolder(self: Arc<Self>, shutdown: CancellationToken) {
+        let options = self.scaffolder.options.clone();
+        if options.concurrency == 0 {
+            return;
+        }
+        // On SQLite this is the only server: whatever ran before it was interrupted.
+        let stale = if self.store.is_postgres() { options.stale_timeout } else { Duration::ZERO };
+        self.recover_tasks(stale).await;
+        let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+        let mut janitor = tokio::time::interval(options.stale_timeout.max(Duration::from_secs(5)));
+        loop {
+            while running.len() < options.concurrency && !shutdown.is_cancelled() {
+                match self.store.claim_task().await {
+                    Ok(Some(claimed)) => {
+                        let app = self.clone();
+                        running.spawn(async move { app.run_task(claimed).await });
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "claiming a scaffolder task failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.scaffolder.wake.notified() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = heartbeat.tick() => self.beat().await,
+                _ = janitor.tick(), if self.store.is_postgres() => self.recover_tasks(options.stale_timeout).await,
+            }
+        }
+        // Shutting down: runs stop; their tasks are recovered (or failed) at the next start.
+        for token in self.scaffolder.running.lock().values() {
+            token.cancel();
+        }
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+    }
+
+    async fn recover_tasks(&self, stale: Duration) {
+        let recovery = self.scaffolder.options.recovery;
+        let stale_ms = i64::try_from(stale.as_millis()).unwrap_or(i64::MAX);
+        let start_over = |task: &TaskRow| {
+            recovery && serde_json::from_str::<TaskSpec>(&task.spec).is_ok_and(|spec| spec.starts_over())
+        };
+        match self.store.recover_tasks(stale_ms, start_over, LOST_WORKER).await {
+            Ok(recovered) if !recovered.is_empty() => {
+                tracing::info!(tasks = ?recovered, "recovered interrupted scaffolder tasks");
+                self.scaffolder.wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "recovering scaffolder tasks failed"),
+        }
+    }
+
+    /// Heartbeats for this server's runs, and cancellation asked for through another replica.
+    async fn beat(&self) {
+        let ids: Vec<String> = self.scaffolder.running.lock().keys().cloned().collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.heartbeat_tasks(&ids).await {
+            tracing::warn!(%error, "scaffolder task heartbeat failed");
+        }
+        if self.store.is_postgres() {
+            for id in ids {
+                let cancelled = self
+                    .store
+                    .task_events(&id, 0)
+                    .await
+                    .is_ok_and(|events| events.iter().any(|event| event.event_type == "cancelled"));
+                if cancelled {
+                    if let Some(token) = self.scaffolder.running.lock().get(&id) {
+                        token.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_task(self: Arc<Self>, claimed: portico_store::ClaimedTask) {
+        let task_id = claimed.task.id.clone();
+        let cancel = CancellationToken::new();
+        self.scaffolder.running.lock().insert(task_id.clone(), cancel.clone());
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        let writer = {
+            let app = self.clone();
+            let task_id = task_id.clone();
+            tokio::spawn(async move {
+                while let Some(body) = receiver.recv().await {
+                    if let Err(error) = app.store.append_task_event(&task_id, "log", &body.to_string()).await
+                    {
+                        tracing::warn!(%error, task = %task_id, "writing a task event failed");
+                    }
+                    app.scaffolder.events.send_modify(|count| *count += 1);
+                }
+            })
+        };
+        let sink = ChannelSink(sender);
+        let outcome = self.run_claimed(&claimed, &sink, cancel).await;
+        drop(sink);
+        let _ = writer.await;
+        let (status, body) = match outcome {
+            Ok(output) => {
+                ("completed", json!({ "message": "Run completed with status: completed", "output": output }))
+            }
+            Err(failure) => {
+                let status = if failure.cancelled { "cancelled" } else { "failed" };
+                (
+                    status,
+                    json!({
+                        "message": format!("Run completed with status: {status}"),
+                        "error": { "name": failure.name, "message": failure.message },
+                    }),
+                )
+            }
+        };
+        if let Err(error) = self.store.finish_task(&task_id, status, "completion", &body.to_string()).await {
+            tracing::warn!(%error, task = %task_id, "recording the end of a task failed");
+        }
+        self.scaffolder.running.lock().remove(&task_id);
+        self.scaffolder.events.send_modify(|count| *count += 1);
+    }
+
+    async fn run_claimed(
+        self: &Arc<Self>,
+        claimed: &portico_store::ClaimedTask,
+        sink: &ChannelSink,
+        cancel: CancellationToken,
+    ) -> Result<Value, RunFailure> {
+        let failure = |message: String| RunFailure { name: "Error".to_owned(), message, cancelled: false };
+        let spec: TaskSpec = serde_json::from_str(&claimed.task.spec)
+            .map_err(|error| failure(format!("the stored task spec cannot be read: {error}")))?;
+        let secrets = match &claimed.secrets {
+            None => BTreeMap::new(),
+            Some(sealed) => self.scaffolder.unseal(sealed).ok_or_else(|| {
+                failure("the task's secrets cannot be unsealed: it was created by a server with another scaffolder.secretsKey".to_owned())
+            })?,
+        };
+        let identity = match &claimed.task.created_by {
+            Some(user) => Identity::User {
+                user_entity_ref: user.clone(),
+                ownership_entity_refs: self.ownership_of(user),
+            },
+            None => Identity::Anonymous,
+        };
+        let workspace = self.scaffolder.options.working_directory.join(&claimed.task.id);
+        let _ = std::fs::remove_dir_all(&workspace);
+        std::fs::create_dir_all(&workspace)
+            .map_err(|error| failure(format!("creating the workspace {}: {error}", workspace.display())))?;
+        let run = Run {
+            task_id: &claimed.task.id,
+            spec: &spec,
+            secrets,
+            workspace: workspace.clone(),
+            dry_run: false,
+            cancel,
+            services: self.task_services(&identity),
+        };
+        let result = self.scaffolder.runner.run(run, sink).await;
+        let _ = std::fs::remove_dir_all(&workspace);
+        result
+    }
+}
+
+/// `template:default/x` from `x`, `default/x` or a full ref (kind defaults to template).
+fn full_template_ref(text: &str) -> Result<String, Error> {
+    let defaults = portico_catalog::entity_ref::RefDefaults { kind: Some("template"), namespace: None };
+    portico_catalog::entity_ref::EntityRef::parse(text, defaults)
+        .map(|parsed| parsed.canonical())
+        .map_err(|error| Error::Input(error.message))
+}
+
+fn tempfile_dir(base: &Path, prefix: &str) -> Result<PathBuf, Error> {
+    let dir = base.join(format!("{prefix}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|error| Error::Input(format!("creating {}: {error}", dir.display())))?;
+    Ok(dir)
+}
+
+/// Every file under `root`: relative path, executable bit, contents.
+fn read_tree(root: &Path) -> Vec<(String, bool, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                let executable = entry.metadata().is_ok_and(|meta| meta.permissions().mode() & 0o111 != 0);
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if let Ok(relative) = path.strip_prefix(root) {
+                    files.push((relative.to_string_lossy().into_owned(), executable, bytes));
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}

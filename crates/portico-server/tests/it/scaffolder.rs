@@ -1,0 +1,481 @@
+//! Software templates over the real API: the demo template end to end (skeleton, local git
+//! publish, registration), SSE events, validation, cancel and retry, restarts mid-run, dry runs,
+//! and publishing to a real `git daemon` on loopback.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{free_port, Server, Workspace};
+
+/// Reads a task's event stream to its end (the completion event), as an EventSource would.
+fn stream_events(server: &Server, task_id: &str) -> Vec<(String, Value)> {
+    let response = server
+        .client
+        .get(format!("{}/api/scaffolder/v2/tasks/{task_id}/eventstream", server.base))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("eventstream");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().expect("stream body");
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let mut kind = None;
+        let mut data = None;
+        for line in block.lines() {
+            if let Some(value) = line.strip_prefix("event: ") {
+                kind = Some(value.to_owned());
+            } else if let Some(value) = line.strip_prefix("data: ") {
+                data = Some(serde_json::from_str::<Value>(value).expect("event data is JSON"));
+            }
+        }
+        if let (Some(kind), Some(data)) = (kind, data) {
+            assert_eq!(data["type"], kind.as_str(), "the event line names the data's type");
+            events.push((kind, data));
+        }
+    }
+    events
+}
+
+fn create_task(server: &Server, template: &str, values: Value) -> String {
+    let (status, body) =
+        server.post("/api/scaffolder/v2/tasks", &json!({ "templateRef": template, "values": values }));
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("task id").to_owned()
+}
+
+fn wait_status(server: &Server, task_id: &str, wanted: &str) -> Value {
+    server.wait_for(&format!("task {task_id} to be {wanted}"), |server| {
+        let (_, task) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}"));
+        (task["status"] == wanted).then_some(task)
+    })
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git").args(args).current_dir(dir).output().expect("git");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_demo_template_publishes_registers_and_streams_its_log() {
+    let workspace = Workspace::new();
+    let server = Server::start_demo(workspace.path());
+    server.wait_entity("template", "demo-service");
+
+    // The form's schema, as Backstage's frontend asks for it.
+    let (status, schema) =
+        server.get("/api/scaffolder/v2/templates/default/template/demo-service/parameter-schema");
+    assert_eq!(status, 200, "{schema}");
+    assert_eq!(schema["title"], "New service");
+    assert_eq!(schema["steps"].as_array().map(Vec::len), Some(2));
+    assert_eq!(schema["steps"][0]["schema"]["properties"]["owner"]["ui:field"], "OwnerPicker");
+
+    // Invalid values: 400 with every problem, nothing queued.
+    let (status, body) = server.post(
+        "/api/scaffolder/v2/tasks",
+        &json!({ "templateRef": "template:default/demo-service", "values": { "name": "Not Valid!" } }),
+    );
+    assert_eq!(status, 400, "{body}");
+    let errors = body["errors"].to_string();
+    assert!(errors.contains("owner"), "{errors}");
+    assert!(errors.contains("instance.name"), "{errors}");
+
+    let started = Instant::now();
+    let task_id = create_task(
+        &server,
+        "demo-service",
+        json!({ "name": "parcel-tracker", "description": "Tracks parcels", "owner": "group:default/platform-team" }),
+    );
+    let events = stream_events(&server, &task_id);
+    let (kind, completion) = events.last().expect("events");
+    assert_eq!(kind, "completion", "{events:?}");
+    assert_eq!(completion["body"]["message"], "Run completed with status: completed", "{completion}");
+    let messages: Vec<&str> =
+        events.iter().filter_map(|(_, event)| event["body"]["message"].as_str()).collect();
+    assert_eq!(messages[0], "Starting up task with 3 steps");
+    for step in ["fetch", "publish", "register"] {
+        let statuses: Vec<&str> = events
+            .iter()
+            .filter(|(_, event)| event["body"]["stepId"] == step)
+            .filter_map(|(_, event)| event["body"]["status"].as_str())
+            .collect();
+        assert_eq!(statuses, ["processing", "completed"], "step {step}: {messages:?}");
+    }
+    let ids: Vec<i64> = events.iter().filter_map(|(_, event)| event["id"].as_i64()).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "event ids grow: {ids:?}");
+
+    // The output links to the repository and the new entity.
+    let links = &completion["body"]["output"]["links"];
+    assert_eq!(links[1]["entityRef"], "component:default/parcel-tracker", "{links}");
+    let contents = links[0]["url"].as_str().expect("repository URL");
+    assert!(
+        contents.starts_with("file://") && contents.ends_with("/data/repos/parcel-tracker"),
+        "{contents}"
+    );
+
+    // The repository holds the rendered skeleton, committed by the scaffolder.
+    let repository = workspace.path().join("data/repos/parcel-tracker.git");
+    let log = git(&repository, &["log", "--format=%an <%ae> %s", "main"]);
+    assert_eq!(
+        log.trim(),
+        "Scaffolder <scaffolder@backstage.io> Create parcel-tracker from the demo-service template"
+    );
+    let readme = git(&repository, &["show", "main:README.md"]);
+    assert!(readme.starts_with("# parcel-tracker\n\nTracks parcels"), "{readme}");
+    let info = git(&repository, &["show", "main:catalog-info.yaml"]);
+    assert!(info.contains("owner: group:default/platform-team"), "{info}");
+
+    // And the new component is in the catalog, owned and stamped with its template.
+    let entity = server.wait_entity("component", "parcel-tracker");
+    assert_eq!(
+        entity["metadata"]["annotations"]["backstage.io/source-template"],
+        "template:default/demo-service"
+    );
+    assert_eq!(entity["spec"]["owner"], "group:default/platform-team");
+    eprintln!("demo template: created to entity visible in {:?}", started.elapsed());
+
+    // The task as the API lists it; secrets never appear.
+    let (_, task) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}"));
+    assert_eq!(task["status"], "completed");
+    assert_eq!(task["spec"]["templateInfo"]["entityRef"], "template:default/demo-service");
+    assert!(task.get("secrets").is_none());
+    let (_, list) = server.get("/api/scaffolder/v2/tasks?status=completed&order=desc:created_at");
+    assert_eq!(list["totalTasks"], 1);
+    assert_eq!(list["tasks"][0]["id"], task_id.as_str());
+    let (status, _) = server.get("/api/scaffolder/v2/tasks?order=sideways:created_at");
+    assert_eq!(status, 400);
+
+    // The long-poll form answers with the events after a given one.
+    let after = ids[ids.len() - 2];
+    let (_, tail) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}/events?after={after}"));
+    assert_eq!(tail.as_array().map(Vec::len), Some(1));
+    assert_eq!(tail[0]["type"], "completion");
+
+    // Creating the same service again fails: the repository already has other history.
+    let again = create_task(
+        &server,
+        "demo-service",
+        json!({ "name": "parcel-tracker", "owner": "group:default/platform-team" }),
+    );
+    let events = stream_events(&server, &again);
+    let completion = &events.last().expect("events").1;
+    assert_eq!(completion["body"]["message"], "Run completed with status: failed");
+    let message = completion["body"]["error"]["message"].as_str().unwrap_or("");
+    assert!(message.starts_with("git push failed") && message.contains("rejected"), "{completion}");
+    let failed_step =
+        events.iter().rev().find(|(_, event)| event["body"]["status"] == "failed").expect("a failed step");
+    assert_eq!(failed_step.1["body"]["stepId"], "publish");
+}
+
+#[test]
+fn actions_are_listed_with_their_schemas() {
+    let workspace = Workspace::new();
+    let server = Server::start_demo(workspace.path());
+    let (status, actions) = server.get("/api/scaffolder/v2/actions");
+    assert_eq!(status, 200);
+    let ids: Vec<&str> =
+        actions.as_array().expect("list").iter().filter_map(|action| action["id"].as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "sorted by id");
+    for id in [
+        "catalog:fetch",
+        "catalog:register",
+        "catalog:write",
+        "debug:log",
+        "debug:wait",
+        "fetch:plain",
+        "fetch:plain:file",
+        "fetch:template",
+        "fetch:template:file",
+        "fs:delete",
+        "fs:read",
+        "fs:rename",
+        "publish:git",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let fetch = actions.as_array().unwrap().iter().find(|action| action["id"] == "fetch:template").unwrap();
+    assert_eq!(fetch["schema"]["input"]["required"], json!(["url"]));
+}
+
+const WAIT_TEMPLATES: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: slow
+spec:
+  type: service
+  steps:
+    - id: hello
+      action: debug:log
+      input:
+        message: Hello ${{ parameters.who }}
+    - id: wait
+      name: Wait a while
+      action: debug:wait
+      input:
+        seconds: ${{ parameters.seconds }}
+---
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: slow-again
+spec:
+  type: service
+  EXPERIMENTAL_recovery:
+    EXPERIMENTAL_strategy: startOver
+  steps:
+    - id: wait
+      action: debug:wait
+      input:
+        seconds: ${{ parameters.seconds }}
+"#;
+
+fn config_with_templates(workspace: &Workspace, port: u16, extra: &str) {
+    workspace.write("templates.yaml", WAIT_TEMPLATES);
+    workspace.config(
+        port,
+        &format!(
+            "catalog:\n  rules:\n    - allow: [Template, Component, Location]\n  locations:\n    - type: file\n      target: ./templates.yaml\nscaffolder:\n  taskRecovery:\n    enabled: true\n{extra}"
+        ),
+    );
+}
+
+#[test]
+fn tasks_can_be_cancelled_and_retried() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    config_with_templates(&workspace, port, "");
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("template", "slow");
+
+    let task_id = create_task(&server, "template:default/slow", json!({ "who": "ada", "seconds": 25 }));
+    server.wait_for("the wait step to start", |server| {
+        let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}/events"));
+        events.as_array()?.iter().any(|event| event["body"]["stepId"] == "wait").then_some(())
+    });
+    let (status, body) = server.post(&format!("/api/scaffolder/v2/tasks/{task_id}/cancel"), &json!({}));
+    assert_eq!((status, body), (200, json!({ "status": "cancelled" })));
+    let events = stream_events(&server, &task_id);
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert!(kinds.contains(&"cancelled"), "{kinds:?}");
+    let cancelled = events.iter().find(|(kind, _)| kind == "cancelled").unwrap();
+    assert_eq!(cancelled.1["body"]["message"], "Step wait has been cancelled.");
+    assert_eq!(events.last().unwrap().1["body"]["message"], "Run completed with status: cancelled");
+    wait_status(&server, &task_id, "cancelled");
+
+    // Retry runs it again from the first step; the events that ended it are gone.
+    let (status, body) = server.post(&format!("/api/scaffolder/v2/tasks/{task_id}/retry"), &json!({}));
+    assert_eq!((status, body), (201, json!({ "id": task_id })));
+    server.wait_for("the retried run to reach the wait step again", |server| {
+        let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}/events"));
+        let waits = events
+            .as_array()?
+            .iter()
+            .filter(|event| event["body"]["message"] == "Beginning step Wait a while")
+            .count();
+        (waits == 2).then_some(())
+    });
+    let (_, task) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}"));
+    assert_eq!(task["status"], "processing");
+    server.post(&format!("/api/scaffolder/v2/tasks/{task_id}/cancel"), &json!({}));
+    wait_status(&server, &task_id, "cancelled");
+    // A task that did not end badly cannot be retried; an unknown one is not found.
+    let finished = create_task(&server, "template:default/slow", json!({ "who": "bo", "seconds": 0 }));
+    wait_status(&server, &finished, "completed");
+    let (status, _) = server.post(&format!("/api/scaffolder/v2/tasks/{finished}/retry"), &json!({}));
+    assert_eq!(status, 409);
+    let (status, body) = server.get("/api/scaffolder/v2/tasks/no-such-task");
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["name"], "NotFoundError");
+}
+
+#[test]
+fn a_restart_mid_run_fails_the_task_clearly_or_starts_it_over() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    config_with_templates(&workspace, port, "");
+    let mut server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("template", "slow-again");
+    let failing = create_task(&server, "template:default/slow", json!({ "who": "ada", "seconds": 25 }));
+    let recovering = create_task(&server, "template:default/slow-again", json!({ "seconds": 25 }));
+    for task in [&failing, &recovering] {
+        wait_status(&server, task, "processing");
+    }
+    server.kill();
+
+    let server = Server::start(workspace.path(), port, &[]);
+    // A template without a recovery strategy: failed, with a completion event saying why.
+    let events = stream_events(&server, &failing);
+    let completion = &events.last().unwrap().1;
+    assert_eq!(completion["body"]["message"], "Run completed with status: failed");
+    assert!(
+        completion["body"]["error"]["message"].as_str().unwrap_or("").contains("lost connection"),
+        "{completion}"
+    );
+    wait_status(&server, &failing, "failed");
+    // `startOver`: back in the queue with a `recovered` event, and running again.
+    server.wait_for("the recovered task to run again", |server| {
+        let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{recovering}/events"));
+        let events = events.as_array()?.clone();
+        let recovered = events.iter().any(|event| event["type"] == "recovered");
+        let restarted =
+            events.iter().filter(|event| event["body"]["message"] == "Beginning step debug:wait").count()
+                == 2;
+        (recovered && restarted).then_some(())
+    });
+}
+
+#[test]
+fn a_dry_run_returns_the_log_and_the_files_it_would_produce() {
+    use base64::Engine as _;
+    let workspace = Workspace::new();
+    let server = Server::start_demo(workspace.path());
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let template = json!({
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": { "name": "draft" },
+        "spec": {
+            "type": "service",
+            "parameters": { "required": ["name"], "properties": { "name": { "type": "string" } } },
+            "steps": [
+                { "id": "fetch", "action": "fetch:template", "input": { "url": "./skeleton", "values": { "name": "${{ parameters.name }}" } } },
+                { "id": "publish", "action": "publish:git", "input": { "remoteUrl": "git://example.com/x.git" } },
+                { "id": "log", "action": "debug:log", "input": { "message": "remote ${{ steps.publish.output.remoteUrl }}" } },
+            ],
+            "output": { "text": [{ "title": "Done", "content": "made ${{ parameters.name }}" }] },
+        },
+    });
+    let body = json!({
+        "template": template,
+        "values": { "name": "draft-svc" },
+        "directoryContents": [
+            { "path": "template.yaml", "base64Content": encode("unused") },
+            { "path": "skeleton/README.md", "base64Content": encode("# ${{ values.name }}\n") },
+            { "path": "skeleton/{% if values.name == 'nope' %}gone{% endif %}/x.txt", "base64Content": encode("x") },
+        ],
+    });
+    let (status, result) = server.post("/api/scaffolder/v2/dry-run", &body);
+    assert_eq!(status, 200, "{result}");
+    let files = result["directoryContents"].as_array().expect("files");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["path"], "README.md");
+    assert_eq!(files[0]["base64Content"], encode("# draft-svc\n"));
+    assert_eq!(result["output"]["text"][0]["content"], "made draft-svc");
+    let log = result["log"].to_string();
+    assert!(log.contains("Skipping because publish:git does not support dry-run"), "{log}");
+    assert!(log.contains("remote dry-run-remoteUrl"), "{log}");
+
+    let (status, body) =
+        server.post("/api/scaffolder/v2/dry-run", &json!({ "template": { "kind": "Component" } }));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or("").starts_with("Input template is not a template"));
+}
+
+/// `git daemon` serving a directory of bare repositories on a loopback port, push enabled.
+struct GitDaemon {
+    child: Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(root: &Path) -> GitDaemon {
+        let port = free_port();
+        let child = Command::new("git")
+            .args(["daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", root.display()))
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        GitDaemon { child, port }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn publish_git_pushes_to_a_real_git_server_and_refuses_unlisted_remotes() {
+    let workspace = Workspace::new();
+    let served = workspace.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    git(&served, &["init", "--bare", "--quiet", "library.git"]);
+    let daemon = GitDaemon::start(&served);
+    workspace.write(
+        "publish.yaml",
+        r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: publish
+spec:
+  type: library
+  steps:
+    - id: write
+      action: catalog:write
+      input:
+        entity:
+          apiVersion: backstage.io/v1alpha1
+          kind: Component
+          metadata:
+            name: ${{ parameters.name }}
+          spec: { type: library, lifecycle: experimental, owner: team-a }
+    - id: publish
+      action: publish:git
+      input:
+        remoteUrl: ${{ parameters.remote }}
+        gitAuthorName: Ada
+        gitAuthorEmail: ada@example.com
+  output:
+    commit: ${{ steps.publish.output.commitHash }}
+"#,
+    );
+    let port = free_port();
+    workspace.config(
+        port,
+        &format!(
+            "catalog:\n  rules:\n    - allow: [Template]\n  locations:\n    - type: file\n      target: ./publish.yaml\nscaffolder:\n  publish:\n    git:\n      allowedHosts: [\"127.0.0.1:{}\"]\n",
+            daemon.port
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("template", "publish");
+
+    let remote = format!("git://127.0.0.1:{}/library.git", daemon.port);
+    let task = create_task(&server, "publish", json!({ "name": "library", "remote": remote }));
+    let events = stream_events(&server, &task);
+    let completion = &events.last().unwrap().1;
+    assert_eq!(completion["body"]["message"], "Run completed with status: completed", "{events:?}");
+    let commit = completion["body"]["output"]["commit"].as_str().expect("commit hash").to_owned();
+    let repository = served.join("library.git");
+    assert_eq!(git(&repository, &["rev-parse", "master"]).trim(), commit);
+    assert_eq!(git(&repository, &["log", "--format=%an <%ae>", "master"]).trim(), "Ada <ada@example.com>");
+    let info = git(&repository, &["show", "master:catalog-info.yaml"]);
+    assert!(info.contains("name: library"), "{info}");
+    assert!(info.contains("backstage.io/source-template: \"template:default/publish\""), "{info}");
+
+    // Hosts that are not allowed, and local paths without a configured directory, are refused.
+    for remote in ["git://example.com/x.git".to_owned(), format!("file://{}", repository.display())] {
+        let task = create_task(&server, "publish", json!({ "name": "x", "remote": remote }));
+        let events = stream_events(&server, &task);
+        let completion = &events.last().unwrap().1;
+        let message = completion["body"]["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("is not allowed"), "{remote}: {message}");
+    }
+}
