@@ -121,6 +121,22 @@ pub(crate) fn page_with_status(
     title: &str,
     body: Markup,
 ) -> Response {
+    shell(ui, chrome, status, title, body, None)
+}
+
+/// A page that reloads itself every `seconds` (a running task's page), with or without script.
+pub(crate) fn refreshing_page(ui: &Ui, chrome: &Chrome, title: &str, body: Markup, seconds: u32) -> Response {
+    shell(ui, chrome, StatusCode::OK, title, body, Some(seconds))
+}
+
+fn shell(
+    ui: &Ui,
+    chrome: &Chrome,
+    status: StatusCode,
+    title: &str,
+    body: Markup,
+    refresh: Option<u32>,
+) -> Response {
     let app_title = &ui.options.app_title;
     let next_theme = if chrome.theme == Theme::Dark { "light" } else { "dark" };
     let markup = html! {
@@ -131,6 +147,9 @@ pub(crate) fn page_with_status(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " | " (app_title) }
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
                 link rel="stylesheet" href=(assets::css_url());
                 script src=(assets::js_url()) defer {}
             }

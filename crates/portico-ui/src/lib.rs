@@ -65,7 +65,17 @@ pub fn router(app: Arc<App>, options: UiOptions, auth: Arc<Auth>) -> Router {
         .route("/catalog/{namespace}/{kind}/{name}/unregister", post(pages::entity::unregister))
         .route("/catalog-import", get(pages::import::form).post(pages::import::submit))
         .route("/search", get(pages::search::search))
-        .route("/create", get(pages::misc::create))
+        .route("/create", get(pages::create::templates))
+        .route(
+            "/create/templates/{namespace}/{name}",
+            get(pages::create::form_start).post(pages::create::form_submit),
+        )
+        .route("/create/tasks", get(pages::create::tasks))
+        .route("/create/tasks/{id}", get(pages::create::task))
+        .route("/create/tasks/{id}/cancel", post(pages::create::cancel))
+        .route("/create/tasks/{id}/retry", post(pages::create::retry))
+        .route("/create/actions", get(pages::create::actions))
+        .route("/create/edit", get(pages::create::editor).post(pages::create::editor_run))
         .route("/docs", get(pages::misc::docs))
         .route("/settings", get(pages::misc::settings))
         .route("/settings/theme", post(pages::misc::set_theme))

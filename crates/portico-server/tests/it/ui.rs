@@ -600,3 +600,108 @@ fn forms_without_the_anti_forgery_token_are_refused() {
     );
     assert!(page.text().unwrap().contains("name=\"_csrf\""));
 }
+
+#[test]
+fn running_the_demo_template_from_the_browser() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let Some(browser) = Browser::start().await else { return };
+        let workspace = Workspace::new();
+        let dir = workspace.path().to_path_buf();
+        let server = tokio::task::spawn_blocking(move || {
+            let server = Server::start_demo(&dir);
+            server.wait_entity("template", "demo-service");
+            server.wait_entity("group", "platform-team");
+            server
+        })
+        .await
+        .expect("starting the demo");
+        let base = server.base.clone();
+        let client = &browser.client;
+        let shots = screenshots();
+
+        // The template list, then the template's form.
+        client.goto(&format!("{base}/create")).await.unwrap();
+        let cards = text_of(client, "main").await;
+        assert!(cards.contains("New service") && cards.contains("platform-team"), "{cards}");
+        browser.screenshot(&shots.join("create.png")).await;
+        client.find(Locator::Css("a[aria-label='Choose New service']")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the template form", |url| {
+            url.ends_with("/create/templates/default/demo-service")
+        })
+        .await;
+
+        // A name the schema refuses and no owner: the page comes back with both problems.
+        client.find(Locator::Css("#f-name")).await.unwrap().send_keys("Not Valid").await.unwrap();
+        client.find(Locator::Css("button[value='next']")).await.unwrap().click().await.unwrap();
+        wait_for_text(client, "This field is required.").await;
+        let errors = text_of(client, "form.template-form").await;
+        assert!(errors.contains("does not match"), "{errors}");
+
+        // Fixed: on to the second page (its default is filled in), then the review.
+        let name = client.find(Locator::Css("#f-name")).await.unwrap();
+        name.clear().await.unwrap();
+        name.send_keys("parcel-radar").await.unwrap();
+        client
+            .find(Locator::Css("#f-owner"))
+            .await
+            .unwrap()
+            .send_keys("group:default/platform-team")
+            .await
+            .unwrap();
+        client.find(Locator::Css("button[value='next']")).await.unwrap().click().await.unwrap();
+        wait_for_text(client, "Lifecycle").await;
+        let lifecycle = text_of(client, "#f-lifecycle option[selected]").await;
+        assert_eq!(lifecycle, "experimental");
+        client.find(Locator::Css("button[value='next']")).await.unwrap().click().await.unwrap();
+        wait_for_text(client, "Review").await;
+        let review = text_of(client, "table.review").await;
+        assert!(
+            review.contains("parcel-radar") && review.contains("group:default/platform-team"),
+            "{review}"
+        );
+        browser.screenshot(&shots.join("create-review.png")).await;
+
+        // Create: the task page follows the run until it completes.
+        client.find(Locator::Css("button[value='create']")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the task page", |url| url.contains("/create/tasks/")).await;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let status = text_of(client, "[data-task-status]").await;
+            if status == "completed" {
+                break;
+            }
+            assert!(
+                status != "failed" && Instant::now() < deadline,
+                "task {status}: {}",
+                body_text(client).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let steps = text_of(client, "ol.task-steps").await;
+        assert_eq!(steps.matches("completed").count(), 3, "{steps}");
+        let log = text_of(client, "pre.task-log").await;
+        assert!(
+            log.contains("Starting up task with 3 steps")
+                && log.contains("Finished step Register in the catalog"),
+            "{log}"
+        );
+        browser.screenshot(&shots.join("create-task.png")).await;
+
+        // The output links to the new component in the catalog.
+        client.find(Locator::LinkText("Open in catalog")).await.unwrap().click().await.unwrap();
+        wait_for_url(client, "the new component", |url| {
+            url.ends_with("/catalog/default/component/parcel-radar")
+        })
+        .await;
+        wait_for_text(client, "platform-team").await;
+        let page = body_text(client).await;
+        assert!(page.contains("parcel-radar"), "{page}");
+
+        // The task list shows the run.
+        client.goto(&format!("{base}/create/tasks")).await.unwrap();
+        let tasks = text_of(client, "table").await;
+        assert!(tasks.contains("template:default/demo-service") && tasks.contains("completed"), "{tasks}");
+        drop(server);
+    });
+}

@@ -31,10 +31,6 @@ fn coming(ui: &Ui, chrome: &Chrome, title: &str, what: &str) -> Response {
     layout::page(ui, chrome, title, body)
 }
 
-pub(crate) async fn create(State(ui): State<Ui>, chrome: Chrome) -> Response {
-    coming(&ui, &chrome, "Create", "Software templates are not built into Portico yet; Template entities already show their parameters and steps in the catalog.")
-}
-
 pub(crate) async fn docs(State(ui): State<Ui>, chrome: Chrome) -> Response {
     coming(&ui, &chrome, "Docs", "TechDocs are not built into Portico yet.")
 }

@@ -8,7 +8,9 @@ use crate::layout::{self, Chrome};
 use crate::Ui;
 
 pub(crate) mod catalog;
+pub(crate) mod create;
 pub(crate) mod entity;
+pub(crate) mod form;
 pub(crate) mod graph;
 pub(crate) mod home;
 pub(crate) mod import;
