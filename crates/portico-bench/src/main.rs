@@ -6,11 +6,14 @@
 //! - `portico-bench run --entities N [--postgres URL] [--portico BIN] [--requests R] [--json FILE]`
 //!   generates into a temp dir, starts `portico serve`, and measures ingest time, latency,
 //!   throughput, memory, idle CPU, change visibility and restart time.
+//! - `portico-bench scaffolder [--files N] [--tasks T] [--samples S]` measures `fetch:template`
+//!   and, against a real `portico serve`, task creation to first event and T tasks at once.
 
 mod generate;
 mod report;
 mod rng;
 mod run;
+mod scaffolder;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -88,6 +91,21 @@ enum Cmd {
         #[arg(long)]
         auth: bool,
     },
+    /// Software templates: fetch:template speed, task creation to first event, tasks at once.
+    Scaffolder {
+        /// The portico binary (default: `portico` next to this binary, else on PATH).
+        #[arg(long)]
+        portico: Option<PathBuf>,
+        /// Files in the fetch:template skeleton.
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// Tasks started at once.
+        #[arg(long, default_value_t = 20)]
+        tasks: usize,
+        /// Tasks timed from creation to first event.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -163,6 +181,18 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 writeln!(stdout, "\nJSON report: {}", path.display())?;
             }
             Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Cmd::Scaffolder { portico, files, tasks, samples } => {
+            let options = scaffolder::Options {
+                portico,
+                files: files.max(1),
+                tasks: tasks.max(1),
+                samples: samples.max(1),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = runtime.block_on(scaffolder::run(options))?;
+            stdout.write_all(report.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

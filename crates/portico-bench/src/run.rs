@@ -39,13 +39,13 @@ pub(crate) struct RunOptions {
 
 /// The `portico serve` child process. Killed on drop if still running.
 #[derive(Debug)]
-struct Server {
+pub(crate) struct Server {
     child: Child,
     started: Instant,
 }
 
 impl Server {
-    fn start(portico: &Path, config: &Path, log: &Path) -> anyhow::Result<Server> {
+    pub(crate) fn start(portico: &Path, config: &Path, log: &Path) -> anyhow::Result<Server> {
         let log_file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -162,7 +162,7 @@ fn log_tail(log: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn find_portico(explicit: Option<&Path>) -> PathBuf {
+pub(crate) fn find_portico(explicit: Option<&Path>) -> PathBuf {
     if let Some(path) = explicit {
         return path.to_path_buf();
     }

@@ -171,6 +171,14 @@ pub(crate) async fn run(configs: &[PathBuf]) -> anyhow::Result<()> {
         move || portico_web::warm_ui(app, ui, auth)
     });
     let router = portico_web::router(app.clone(), config.ui.clone(), auth);
+    // Streamed responses (task event streams) write small pieces: without TCP_NODELAY each
+    // one after the first waits for the client's delayed acknowledgement, about 40 ms.
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "setting TCP_NODELAY failed");
+        }
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
