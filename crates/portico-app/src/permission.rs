@@ -46,6 +46,10 @@ pub const TASK_READ: Permission =
     Permission { name: "scaffolder.task.read", action: "read", resource_type: None };
 pub const TASK_CANCEL: Permission =
     Permission { name: "scaffolder.task.cancel", action: "", resource_type: None };
+/// Checked once per run for the initiator, before the first step (a conditional decision, whose
+/// action rules Portico does not evaluate yet, counts as a refusal).
+pub const ACTION_EXECUTE: Permission =
+    Permission { name: "scaffolder.action.execute", action: "", resource_type: None };
 
 /// Every permission Portico enforces, in the order `metadata` lists them.
 pub const ALL: &[Permission] = &[
@@ -63,6 +67,7 @@ pub const ALL: &[Permission] = &[
     TASK_CREATE,
     TASK_READ,
     TASK_CANCEL,
+    ACTION_EXECUTE,
 ];
 
 /// The permission with this name, if Portico enforces it.
@@ -374,6 +379,9 @@ rules:
     permissions: [catalog.entity.refresh, catalog.entity.delete]
     decision:
       conditions: { rule: IS_ENTITY_OWNER }
+  - description: everyone runs software templates
+    permissions: [scaffolder.task.create, scaffolder.task.cancel, scaffolder.action.execute]
+    decision: allow
 "#;
 
 /// Reads a policy from YAML text; an error names the line and the field

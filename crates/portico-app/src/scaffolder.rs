@@ -647,6 +647,16 @@ impl App {
             },
             None => Identity::Anonymous,
         };
+        if !spec.steps.is_empty() {
+            if let Err(error) = self.check(&identity, permission::ACTION_EXECUTE, None) {
+                let action = &spec.steps[0].action;
+                return Err(RunFailure {
+                    name: "NotAllowedError".to_owned(),
+                    message: format!("Unauthorized action: {action}. The action is not allowed: {error}"),
+                    cancelled: false,
+                });
+            }
+        }
         let workspace = self.scaffolder.options.working_directory.join(&claimed.task.id);
         let _ = std::fs::remove_dir_all(&workspace);
         std::fs::create_dir_all(&workspace)

@@ -895,3 +895,57 @@ fn the_guest_provider_refuses_to_run_outside_development() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("auth.providers.guest") && stderr.contains("NODE_ENV=development"), "{stderr}");
 }
+
+#[test]
+fn software_templates_run_only_as_far_as_the_policy_allows() {
+    let workspace = Workspace::new();
+    let template = "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: hello\nspec:\n  type: service\n  steps:\n    - id: say\n      action: debug:log\n      input:\n        message: hi\n";
+    workspace.write("catalog.yaml", &format!("{CATALOG}---\n{template}"));
+    // Jane may read and create tasks, but no rule lets anyone run actions.
+    workspace.write(
+        "policy.yaml",
+        "rules:\n  - description: reads\n    actions: [read]\n    decision: allow\n  - description: tasks\n    permissions: [scaffolder.task.create]\n    decision: allow\n",
+    );
+    let port = free_port();
+    write_config(&workspace, port, "permission:\n  enabled: true\n  policy: policy.yaml\n");
+    let server = Server::start(workspace.path(), port, &[]);
+    let (_, session) = guest_token(&server);
+    let token = session["backstageIdentity"]["token"].as_str().expect("token").to_owned();
+    server.wait_for("the template", |server| {
+        let (status, _) =
+            get_with(server, "/api/catalog/entities/by-name/template/default/hello", Some(&token));
+        (status == 200).then_some(())
+    });
+
+    let body = json!({ "templateRef": "template:default/hello", "values": {} });
+    let anonymous =
+        server.client.post(format!("{}/api/scaffolder/v2/tasks", server.base)).json(&body).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let created = server
+        .client
+        .post(format!("{}/api/scaffolder/v2/tasks", server.base))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let task = server.wait_for("the run to end", |server| {
+        let (_, task) = get_with(server, &format!("/api/scaffolder/v2/tasks/{id}"), Some(&token));
+        (task["status"] == "failed").then_some(task)
+    });
+    assert_eq!(task["createdBy"], "user:default/jane");
+    let (_, events) = get_with(&server, &format!("/api/scaffolder/v2/tasks/{id}/events"), Some(&token));
+    let completion = events.as_array().unwrap().last().unwrap().clone();
+    let message = completion["body"]["error"]["message"].as_str().unwrap_or("");
+    assert!(message.starts_with("Unauthorized action: debug:log"), "{message}");
+    assert!(message.contains("user:default/jane is not allowed to scaffolder.action.execute"), "{message}");
+    // Cancelling is not allowed either (no rule).
+    let cancel = server
+        .client
+        .post(format!("{}/api/scaffolder/v2/tasks/{id}/cancel", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(cancel.status(), 403);
+}
