@@ -510,8 +510,15 @@ impl App {
         let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         let mut janitor = tokio::time::interval(options.stale_timeout.max(Duration::from_secs(5)));
+        // A timer that was switched off while idle must not fire its missed ticks all at once.
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        janitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Tasks created here wake the pool at once. On PostgreSQL another replica may create
+        // them, so the pool also looks every second there; an idle SQLite server does nothing.
+        let replicas = self.store.is_postgres();
+        let mut look = true;
         loop {
-            while running.len() < options.concurrency && !shutdown.is_cancelled() {
+            while look && running.len() < options.concurrency && !shutdown.is_cancelled() {
                 match self.store.claim_task().await {
                     Ok(Some(claimed)) => {
                         let app = self.clone();
@@ -524,12 +531,16 @@ impl App {
                     }
                 }
             }
+            look = false;
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.scaffolder.wake.notified() => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = heartbeat.tick() => self.beat().await,
-                _ = janitor.tick(), if self.store.is_postgres() => self.recover_tasks(options.stale_timeout).await,
+                () = self.scaffolder.wake.notified() => look = true,
+                Some(_) = running.join_next(), if !running.is_empty() => look = true,
+                _ = heartbeat.tick(), if replicas || !running.is_empty() => {
+                    self.beat().await;
+                    look = replicas;
+                }
+                _ = janitor.tick(), if replicas => self.recover_tasks(options.stale_timeout).await,
             }
         }
         // Shutting down: runs stop; their tasks are recovered (or failed) at the next start.
