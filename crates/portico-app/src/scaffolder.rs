@@ -36,6 +36,8 @@ pub struct ScaffolderOptions {
     /// `scaffolder.defaultCommitMessage`.
     pub commit_message: String,
     pub integrations: Vec<Integration>,
+    /// `integrations.github[]` / `integrations.gitlab[]` with their API URLs and tokens.
+    pub scm: Vec<portico_scaffolder::action::ScmHost>,
     /// `scaffolder.publish.git.allowedHosts`.
     pub git_hosts: Vec<String>,
     /// `scaffolder.publish.git.localDirectory`.
@@ -60,6 +62,7 @@ impl Default for ScaffolderOptions {
             git_author: ("Scaffolder".to_owned(), "scaffolder@backstage.io".to_owned()),
             commit_message: "Initial commit".to_owned(),
             integrations: Vec::new(),
+            scm: Vec::new(),
             git_hosts: Vec::new(),
             local_repositories: None,
             recovery: false,
@@ -494,6 +497,7 @@ impl App {
             max_wait: options.max_wait,
             git_hosts: options.git_hosts.clone(),
             local_repositories: options.local_repositories.clone(),
+            scm: options.scm.clone(),
         }
     }
 

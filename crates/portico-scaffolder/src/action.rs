@@ -81,6 +81,30 @@ pub struct Services {
     /// The directory under which `publish:git` may create and push to `file://` repositories
     /// (none: local remotes are refused).
     pub local_repositories: Option<std::path::PathBuf>,
+    /// SCM hosts with an API the hosted publishers (`publish:github`, `publish:gitlab`) call.
+    pub scm: Vec<ScmHost>,
+}
+
+/// A configured SCM host: where its REST API is and the token to call it with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScmHost {
+    pub kind: crate::render::IntegrationKind,
+    pub host: String,
+    /// `https://api.github.com`, `https://<host>/api/v3`, `https://<host>/api/v4`, …
+    pub api_base_url: String,
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for ScmHost {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ScmHost")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("api_base_url", &self.api_base_url)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Receives a task's log events, in order.

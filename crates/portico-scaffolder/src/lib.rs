@@ -9,8 +9,8 @@
 //! - `action`: the `Action` trait, its context and the registry; `actions/`: the built-in ones.
 //! - `run`: one task run, step by step (`if`, `each`, outputs, cancellation, redacted logs).
 //!
-//! Invariant: no SQL and no HTTP; the catalog and the outside world are reached through traits
-//! the application implements.
+//! Invariant: no SQL and no HTTP server; the catalog is reached through a trait the application
+//! implements, and only the GitHub and GitLab publishers call out, to configured API hosts.
 
 pub mod action;
 mod actions;

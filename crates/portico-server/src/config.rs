@@ -485,6 +485,7 @@ fn scaffolder_options(
         })?,
     };
     let mut integrations = Vec::new();
+    let mut scm = Vec::new();
     for (key, kind) in [
         ("github", IntegrationKind::Github),
         ("gitlab", IntegrationKind::Gitlab),
@@ -505,6 +506,19 @@ fn scaffolder_options(
                 .and_then(Value::as_str)
                 .ok_or_else(|| anyhow::anyhow!("integrations.{key}[{index}].host: expected a string"))?;
             integrations.push(Integration { host: host.to_owned(), kind });
+            let text = |field: &str| entry.get(field).and_then(Value::as_str).map(str::to_owned);
+            let api_base_url = text("apiBaseUrl").unwrap_or_else(|| match (kind, host) {
+                (IntegrationKind::Github, "github.com") => "https://api.github.com".to_owned(),
+                (IntegrationKind::Github, _) => format!("https://{host}/api/v3"),
+                (IntegrationKind::Gitlab, _) => format!("https://{host}/api/v4"),
+                _ => format!("https://{host}"),
+            });
+            scm.push(portico_scaffolder::action::ScmHost {
+                kind,
+                host: host.to_owned(),
+                api_base_url,
+                token: text("token"),
+            });
         }
     }
     let path =
@@ -532,6 +546,7 @@ fn scaffolder_options(
         ),
         commit_message: string(root, "scaffolder.defaultCommitMessage")?.unwrap_or(defaults.commit_message),
         integrations,
+        scm,
         git_hosts: string_list(
             get(root, "scaffolder.publish.git.allowedHosts"),
             "scaffolder.publish.git.allowedHosts",

@@ -5,6 +5,7 @@ mod catalog;
 mod debug;
 mod fetch;
 mod fs;
+mod hosted;
 mod publish;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub(crate) fn builtin() -> Vec<Arc<dyn Action>> {
         Arc::new(fs::Rename),
         Arc::new(fs::Read),
         Arc::new(publish::Git),
+        Arc::new(hosted::Github),
+        Arc::new(hosted::Gitlab),
     ]
 }
 

@@ -54,12 +54,7 @@ impl Action for Git {
         if !is_safe_branch(&branch) {
             return Err(ActionError::Input(format!("defaultBranch {branch} is not a valid branch name")));
         }
-        let services = context.services;
-        let message = context.text("gitCommitMessage").unwrap_or(&services.commit_message).to_owned();
-        let author_name = context.text("gitAuthorName").unwrap_or(&services.git_author.0).to_owned();
-        let author_email = context.text("gitAuthorEmail").unwrap_or(&services.git_author.1).to_owned();
-        let source = resolve_inside(context.workspace, context.text("sourcePath").unwrap_or("./"))?;
-        let local = allowed_remote(&remote, services)?;
+        let local = allowed_remote(&remote, context.services)?;
 
         if let Some(bare) = &local {
             if !bare.join("HEAD").exists() {
@@ -69,18 +64,8 @@ impl Action for Git {
                 git(bare, &["init", "--bare", "--quiet"], &[]).await?;
             }
         }
-        context.log.info(&format!("Publishing {} to {remote} ({branch})", source.display()));
-        let identity = [
-            ("GIT_AUTHOR_NAME", author_name.as_str()),
-            ("GIT_AUTHOR_EMAIL", author_email.as_str()),
-            ("GIT_COMMITTER_NAME", author_name.as_str()),
-            ("GIT_COMMITTER_EMAIL", author_email.as_str()),
-        ];
-        git(&source, &["init", "--quiet", &format!("--initial-branch={branch}")], &[]).await?;
-        git(&source, &["add", "--all"], &[]).await?;
-        git(&source, &["commit", "--quiet", "--allow-empty", "-m", &message], &identity).await?;
-        let commit = git(&source, &["rev-parse", "HEAD"], &[]).await?.trim().to_owned();
-        git(&source, &["push", "--quiet", &remote, &format!("HEAD:refs/heads/{branch}")], &[]).await?;
+        context.log.info(&format!("Publishing to {remote} ({branch})"));
+        let commit = commit_and_push(context, &remote, &branch).await?;
         context.log.info(&format!("Pushed commit {commit}"));
 
         context.output("remoteUrl", Value::String(remote.clone()));
@@ -102,6 +87,36 @@ impl Action for Git {
         }
         Ok(())
     }
+}
+
+/// Commits the workspace (or its `sourcePath`) as one commit on `branch`, with the step's
+/// `gitCommitMessage`, `gitAuthorName` and `gitAuthorEmail` (or the configured defaults), and
+/// pushes it to `remote`. Evaluates to the commit hash.
+pub(crate) async fn commit_and_push(
+    context: &ActionContext<'_>,
+    remote: &str,
+    branch: &str,
+) -> Result<String, ActionError> {
+    if !is_safe_branch(branch) {
+        return Err(ActionError::Input(format!("defaultBranch {branch} is not a valid branch name")));
+    }
+    let services = context.services;
+    let message = context.text("gitCommitMessage").unwrap_or(&services.commit_message).to_owned();
+    let author_name = context.text("gitAuthorName").unwrap_or(&services.git_author.0).to_owned();
+    let author_email = context.text("gitAuthorEmail").unwrap_or(&services.git_author.1).to_owned();
+    let source = resolve_inside(context.workspace, context.text("sourcePath").unwrap_or("./"))?;
+    let identity = [
+        ("GIT_AUTHOR_NAME", author_name.as_str()),
+        ("GIT_AUTHOR_EMAIL", author_email.as_str()),
+        ("GIT_COMMITTER_NAME", author_name.as_str()),
+        ("GIT_COMMITTER_EMAIL", author_email.as_str()),
+    ];
+    git(&source, &["init", "--quiet", &format!("--initial-branch={branch}")], &[]).await?;
+    git(&source, &["add", "--all"], &[]).await?;
+    git(&source, &["commit", "--quiet", "--allow-empty", "-m", &message], &identity).await?;
+    let commit = git(&source, &["rev-parse", "HEAD"], &[]).await?.trim().to_owned();
+    git(&source, &["push", "--quiet", remote, &format!("HEAD:refs/heads/{branch}")], &[]).await?;
+    Ok(commit)
 }
 
 fn is_safe_branch(branch: &str) -> bool {

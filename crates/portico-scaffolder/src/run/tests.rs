@@ -62,6 +62,7 @@ fn services() -> Services {
         max_wait: Duration::from_secs(30),
         git_hosts: Vec::new(),
         local_repositories: None,
+        scm: Vec::new(),
     }
 }
 

@@ -479,3 +479,261 @@ spec:
         assert!(message.contains("is not allowed"), "{remote}: {message}");
     }
 }
+
+/// One recorded exchange with an SCM host's REST API: the request Portico must send (method,
+/// path, and fields its JSON body must have) and the answer the host gave.
+struct Exchange {
+    method: &'static str,
+    path: &'static str,
+    request: Value,
+    status: u16,
+    response: String,
+}
+
+/// Plays back recorded exchanges (GitHub and GitLab cannot be reached from here): each request
+/// must come in the recorded order, carry the token and the recorded body fields; anything else
+/// is answered 404 and fails the test through the task.
+struct ApiStandIn {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
+}
+
+impl ApiStandIn {
+    fn start(token: &'static str, exchanges: Vec<Exchange>) -> ApiStandIn {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            let mut next = exchanges.into_iter();
+            for mut stream in listener.incoming().flatten() {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 8192];
+                let (head, body) = loop {
+                    let Ok(read) = stream.read(&mut buffer) else { break (String::new(), String::new()) };
+                    if read == 0 {
+                        break (String::new(), String::new());
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|n| n.trim().to_owned())
+                            })
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break (head.to_owned(), body.to_owned());
+                        }
+                    }
+                };
+                let mut words = head.split_whitespace();
+                let method = words.next().unwrap_or("").to_owned();
+                let path = words.next().unwrap_or("").to_owned();
+                let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let authorized =
+                    head.to_ascii_lowercase().contains(&format!("authorization: bearer {token}"));
+                record.lock().expect("lock").push((method.clone(), path.clone(), body.clone()));
+                let answer = match next.next() {
+                    Some(exchange)
+                        if authorized
+                            && exchange.method == method
+                            && exchange.path == path
+                            && contains(&body, &exchange.request) =>
+                    {
+                        (exchange.status, exchange.response)
+                    }
+                    _ => (404, r#"{"message":"Not Found"}"#.to_owned()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    answer.0,
+                    answer.1.len(),
+                    answer.1
+                );
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        ApiStandIn { port, seen }
+    }
+
+    fn requests(&self) -> Vec<(String, String)> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(method, path, _)| (method.clone(), path.clone()))
+            .collect()
+    }
+}
+
+/// Whether `actual` has every field of `expected` with the same value (recursively for objects).
+fn contains(actual: &Value, expected: &Value) -> bool {
+    match (actual, expected) {
+        (Value::Object(actual), Value::Object(expected)) => {
+            expected.iter().all(|(key, value)| actual.get(key).is_some_and(|found| contains(found, value)))
+        }
+        (actual, expected) => actual == expected,
+    }
+}
+
+#[test]
+fn publish_github_and_gitlab_follow_their_recorded_api_exchanges() {
+    let workspace = Workspace::new();
+    let served = workspace.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    git(&served, &["init", "--bare", "--quiet", "gh.git"]);
+    git(&served, &["init", "--bare", "--quiet", "gl.git"]);
+    let daemon = GitDaemon::start(&served);
+    let github = ApiStandIn::start(
+        "ghp_recorded",
+        vec![
+            Exchange {
+                method: "GET",
+                path: "/api/v3/users/acme",
+                request: Value::Null,
+                status: 200,
+                response: r#"{"login":"acme","id":1,"type":"Organization"}"#.into(),
+            },
+            Exchange {
+                method: "POST",
+                path: "/api/v3/orgs/acme/repos",
+                request: json!({ "name": "library", "private": true, "visibility": "private", "description": "A library", "allow_squash_merge": true }),
+                status: 201,
+                response: json!({
+                    "id": 99, "name": "library", "full_name": "acme/library",
+                    "html_url": "https://github.example/acme/library",
+                    "clone_url": format!("git://127.0.0.1:{}/gh.git", daemon.port),
+                })
+                .to_string(),
+            },
+            Exchange {
+                method: "PUT",
+                path: "/api/v3/repos/acme/library/topics",
+                request: json!({ "names": ["rust", "library"] }),
+                status: 200,
+                response: r#"{"names":["rust","library"]}"#.into(),
+            },
+            Exchange {
+                method: "PUT",
+                path: "/api/v3/repos/acme/library/branches/main/protection",
+                request: json!({ "enforce_admins": true, "required_pull_request_reviews": { "required_approving_review_count": 1 } }),
+                status: 200,
+                response:
+                    r#"{"url":"https://github.example/api/v3/repos/acme/library/branches/main/protection"}"#
+                        .into(),
+            },
+        ],
+    );
+    let gitlab = ApiStandIn::start(
+        "glpat_recorded",
+        vec![
+            Exchange {
+                method: "GET",
+                path: "/api/v4/namespaces/acme",
+                request: Value::Null,
+                status: 200,
+                response: r#"{"id":42,"name":"acme","path":"acme","kind":"group","full_path":"acme"}"#.into(),
+            },
+            Exchange {
+                method: "POST",
+                path: "/api/v4/projects",
+                request: json!({ "name": "library", "path": "library", "namespace_id": 42, "visibility": "private" }),
+                status: 201,
+                response: json!({
+                    "id": 7, "path_with_namespace": "acme/library",
+                    "web_url": "https://gitlab.example/acme/library",
+                    "http_url_to_repo": format!("git://127.0.0.1:{}/gl.git", daemon.port),
+                })
+                .to_string(),
+            },
+        ],
+    );
+    workspace.write(
+        "publish.yaml",
+        r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: hosted
+spec:
+  type: library
+  steps:
+    - id: write
+      action: catalog:write
+      input:
+        entity:
+          apiVersion: backstage.io/v1alpha1
+          kind: Component
+          metadata: { name: library }
+          spec: { type: library, lifecycle: experimental, owner: team-a }
+    - id: publish
+      if: ${{ parameters.host == 'github.example' }}
+      action: publish:github
+      input:
+        repoUrl: github.example?owner=acme&repo=library
+        description: A library
+        defaultBranch: main
+        topics: [rust, library]
+    - id: publish-gitlab
+      if: ${{ parameters.host == 'gitlab.example' }}
+      action: publish:gitlab
+      input:
+        repoUrl: gitlab.example?owner=acme&repo=library
+        defaultBranch: main
+  output:
+    remoteUrl: ${{ steps.publish.output.remoteUrl or steps['publish-gitlab'].output.remoteUrl }}
+    repoContentsUrl: ${{ steps.publish.output.repoContentsUrl or steps['publish-gitlab'].output.repoContentsUrl }}
+    commit: ${{ steps.publish.output.commitHash or steps['publish-gitlab'].output.commitHash }}
+"#,
+    );
+    let port = free_port();
+    workspace.config(
+        port,
+        &format!(
+            "integrations:\n  github:\n    - host: github.example\n      apiBaseUrl: http://127.0.0.1:{}/api/v3\n      token: ghp_recorded\n  gitlab:\n    - host: gitlab.example\n      apiBaseUrl: http://127.0.0.1:{}/api/v4\n      token: glpat_recorded\ncatalog:\n  rules:\n    - allow: [Template]\n  locations:\n    - type: file\n      target: ./publish.yaml\n",
+            github.port, gitlab.port
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("template", "hosted");
+
+    for (host, repository, contents) in [
+        ("github.example", "gh.git", "https://github.example/acme/library/blob/main"),
+        ("gitlab.example", "gl.git", "https://gitlab.example/acme/library/-/blob/main"),
+    ] {
+        let task = create_task(&server, "hosted", json!({ "host": host }));
+        let events = stream_events(&server, &task);
+        let completion = &events.last().unwrap().1;
+        assert_eq!(
+            completion["body"]["message"], "Run completed with status: completed",
+            "{host}: {events:?}"
+        );
+        let output = &completion["body"]["output"];
+        assert_eq!(output["repoContentsUrl"], contents, "{output}");
+        assert_eq!(output["remoteUrl"], format!("git://127.0.0.1:{}/{repository}", daemon.port));
+        let pushed = served.join(repository);
+        assert_eq!(git(&pushed, &["rev-parse", "main"]).trim(), output["commit"].as_str().unwrap());
+        assert!(git(&pushed, &["show", "main:catalog-info.yaml"]).contains("name: library"));
+    }
+    let expected = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        github.requests(),
+        expected(&[
+            ("GET", "/api/v3/users/acme"),
+            ("POST", "/api/v3/orgs/acme/repos"),
+            ("PUT", "/api/v3/repos/acme/library/topics"),
+            ("PUT", "/api/v3/repos/acme/library/branches/main/protection"),
+        ])
+    );
+    assert_eq!(
+        gitlab.requests(),
+        expected(&[("GET", "/api/v4/namespaces/acme"), ("POST", "/api/v4/projects")])
+    );
+}
