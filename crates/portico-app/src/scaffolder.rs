@@ -709,24 +709,14 @@ fn tempfile_dir(base: &Path, prefix: &str) -> Result<PathBuf, Error> {
 /// Every file under `root`: relative path, executable bit, contents.
 fn read_tree(root: &Path) -> Vec<(String, bool, Vec<u8>)> {
     use std::os::unix::fs::PermissionsExt;
-    let mut files = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
-                pending.push(path);
-            } else if kind.is_file() {
-                let executable = entry.metadata().is_ok_and(|meta| meta.permissions().mode() & 0o111 != 0);
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                if let Ok(relative) = path.strip_prefix(root) {
-                    files.push((relative.to_string_lossy().into_owned(), executable, bytes));
-                }
-            }
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    files
+    portico_scaffolder::workspace::entries(root)
+        .into_iter()
+        .filter(|(_, is_dir)| !is_dir)
+        .filter_map(|(relative, _)| {
+            let path = root.join(&relative);
+            let metadata = std::fs::symlink_metadata(&path).ok().filter(std::fs::Metadata::is_file)?;
+            let executable = metadata.permissions().mode() & 0o111 != 0;
+            Some((relative, executable, std::fs::read(&path).unwrap_or_default()))
+        })
+        .collect()
 }

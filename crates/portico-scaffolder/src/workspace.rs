@@ -49,6 +49,28 @@ pub fn resolve_inside(base: &Path, relative: &str) -> Result<PathBuf, PathError>
     Ok(path)
 }
 
+/// Every entry under `root`, without following symbolic links, as `(relative path, is a
+/// directory)`, sorted by path. Unreadable directories are skipped.
+pub fn entries(root: &Path) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(listing) = std::fs::read_dir(&dir) else { continue };
+        for entry in listing.flatten() {
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+            if let Ok(relative) = path.strip_prefix(root) {
+                out.push((relative.to_string_lossy().into_owned(), is_dir));
+            }
+            if is_dir {
+                pending.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::{resolve_inside, PathError};

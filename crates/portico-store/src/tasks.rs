@@ -88,6 +88,10 @@ pub enum Recovery {
     Failed(String),
 }
 
+/// Appends one event: task id, type, body, time. Evaluates to the event's id.
+const INSERT_EVENT: &str = "INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at)
+     VALUES ($1, $2, $3, $4) RETURNING id";
+
 const TASK_COLUMNS: &str = "id, spec, status, created_at, last_heartbeat_at, created_by, state";
 
 impl Store {
@@ -166,16 +170,7 @@ impl Store {
     /// Appends an event; evaluates to its id.
     pub async fn append_task_event(&self, task_id: &str, event_type: &str, body: &str) -> Result<i64> {
         let (id,): (i64,) = dispatch!(self, pool => {
-            sqlx::query_as(
-                "INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at)
-                 VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(task_id)
-            .bind(event_type)
-            .bind(body)
-            .bind(now_millis())
-            .fetch_one(pool)
-            .await?
+            sqlx::query_as(INSERT_EVENT).bind(task_id).bind(event_type).bind(body).bind(now_millis()).fetch_one(pool).await?
         });
         Ok(id)
     }
@@ -202,16 +197,7 @@ impl Store {
             .await?
             .rows_affected();
             if updated > 0 {
-                sqlx::query(
-                    "INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at)
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(task_id)
-                .bind(event_type)
-                .bind(body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(INSERT_EVENT).bind(task_id).bind(event_type).bind(body).bind(now).execute(&mut *tx).await?;
             }
             updated > 0
         });
@@ -360,15 +346,13 @@ impl Store {
                     .await?
                     .rows_affected();
                     if updated > 0 {
-                        sqlx::query(
-                            "INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at)
-                             VALUES ($1, 'recovered', $2, $3)",
-                        )
-                        .bind(&task.id)
-                        .bind(r#"{"message":"Task was recovered after the server stopped while running it; it starts over"}"#)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                        sqlx::query(INSERT_EVENT)
+                            .bind(&task.id)
+                            .bind("recovered")
+                            .bind(r#"{"message":"Task was recovered after the server stopped while running it; it starts over"}"#)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     updated > 0
                 });

@@ -71,25 +71,7 @@ impl Action for Log {
 
 /// Workspace-relative file paths, sorted.
 fn list_files(root: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => pending.push(path),
-                Ok(_) => {
-                    if let Ok(relative) = path.strip_prefix(root) {
-                        files.push(relative.to_string_lossy().into_owned());
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-    }
-    files.sort();
-    files
+    crate::workspace::entries(root).into_iter().filter(|(_, is_dir)| !is_dir).map(|(path, _)| path).collect()
 }
 
 #[derive(Debug)]

@@ -72,25 +72,9 @@ impl Action for Delete {
     }
 }
 
-/// Every path under `root`, relative, directories before their contents.
+/// Every path under `root`, relative, a directory before its contents.
 fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(std::fs::DirEntry::file_name);
-        for entry in entries {
-            let path = entry.path();
-            if let Ok(relative) = path.strip_prefix(root) {
-                out.push(relative.to_string_lossy().into_owned());
-            }
-            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                pending.push(path);
-            }
-        }
-    }
-    out
+    crate::workspace::entries(root).into_iter().map(|(path, _)| path).collect()
 }
 
 #[derive(Debug)]
