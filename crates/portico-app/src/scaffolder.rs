@@ -116,6 +116,7 @@ pub struct DryRunResult {
 /// One validation problem of submitted values, in the shape Backstage's validator reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValueProblem {
+    /// Where in the values, as property names and array indexes.
     pub path: Vec<Value>,
     pub message: String,
     pub name: String,
@@ -210,11 +211,63 @@ pub fn validate_values(pages: &[Value], values: &Value) -> Result<(), Vec<ValueP
                 ValueProblem { path, message: error.to_string(), name, argument }
             })
             .collect();
+        let mut problems = problems;
+        if problems.is_empty() {
+            problems = repo_url_problems(page, values, &mut Vec::new());
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
     }
     Ok(())
+}
+
+/// `RepoUrlPicker` fields whose submitted `host?owner=…&repo=…` is outside their
+/// `allowedHosts`, `allowedOwners`, `allowedRepos`, `allowedOrganizations` or `allowedProjects`:
+/// a plain JSON Schema check would let any repository through.
+fn repo_url_problems(schema: &Value, values: &Value, path: &mut Vec<Value>) -> Vec<ValueProblem> {
+    let mut problems = Vec::new();
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return problems };
+    for (name, property) in properties {
+        let value = values.get(name);
+        path.push(Value::String(name.clone()));
+        if property.get("type").and_then(Value::as_str) == Some("object") {
+            if let Some(nested) = value {
+                problems.extend(repo_url_problems(property, nested, path));
+            }
+        } else if property.get("ui:field").and_then(Value::as_str) == Some("RepoUrlPicker") {
+            if let Some(text) = value.and_then(Value::as_str) {
+                let (host, query) = text.split_once('?').unwrap_or((text, ""));
+                let params: std::collections::HashMap<String, String> =
+                    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+                for (option, part) in [
+                    ("allowedHosts", Some(host.to_owned())),
+                    ("allowedOwners", params.get("owner").cloned()),
+                    ("allowedRepos", params.get("repo").cloned()),
+                    ("allowedOrganizations", params.get("organization").cloned()),
+                    ("allowedProjects", params.get("project").cloned()),
+                ] {
+                    let Some(allowed) =
+                        property.pointer(&format!("/ui:options/{option}")).and_then(Value::as_array)
+                    else {
+                        continue;
+                    };
+                    let given = part.unwrap_or_default();
+                    if !allowed.iter().any(|item| item.as_str() == Some(given.as_str())) {
+                        let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+                        problems.push(ValueProblem {
+                            path: path.clone(),
+                            message: format!("{given:?} is not one of the {option}: {}", names.join(", ")),
+                            name: option.to_owned(),
+                            argument: json!({ "allowed": names }),
+                        });
+                    }
+                }
+            }
+        }
+        path.pop();
+    }
+    problems
 }
 
 /// A page schema without the form's `ui:` keys and Backstage's own annotations.
@@ -719,4 +772,42 @@ fn read_tree(root: &Path) -> Vec<(String, bool, Vec<u8>)> {
             Some((relative, executable, std::fs::read(&path).unwrap_or_default()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::validate_values;
+
+    #[test]
+    fn repo_url_pickers_accept_only_their_allowed_hosts_and_owners() {
+        let page = json!({
+            "required": ["repoUrl"],
+            "properties": {
+                "repoUrl": {
+                    "type": "string",
+                    "ui:field": "RepoUrlPicker",
+                    "ui:options": { "allowedHosts": ["github.com"], "allowedOwners": ["acme"] },
+                },
+            },
+        });
+        assert!(validate_values(
+            std::slice::from_ref(&page),
+            &json!({ "repoUrl": "github.com?owner=acme&repo=svc" })
+        )
+        .is_ok());
+        let problems = validate_values(
+            std::slice::from_ref(&page),
+            &json!({ "repoUrl": "evil.example?owner=other&repo=svc" }),
+        )
+        .unwrap_err();
+        let names: Vec<&str> = problems.iter().map(|problem| problem.name.as_str()).collect();
+        assert_eq!(names, ["allowedHosts", "allowedOwners"]);
+        assert_eq!(problems[0].path, [json!("repoUrl")]);
+        assert_eq!(problems[0].argument, json!({ "allowed": ["github.com"] }));
+        // The schema's own problems come first and alone.
+        let problems = validate_values(std::slice::from_ref(&page), &json!({})).unwrap_err();
+        assert_eq!(problems[0].name, "required");
+    }
 }
