@@ -500,8 +500,20 @@ struct ApiStandIn {
 
 impl ApiStandIn {
     fn start(token: &'static str, exchanges: Vec<Exchange>) -> ApiStandIn {
-        use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        ApiStandIn::serve(listener, token, exchanges, None)
+    }
+
+    /// Serves on `listener` (bound by the caller, who may need its port for the exchanges).
+    /// Also answers `GET /acme/<repo>/blob/<branch>/<file>` (the web URL of a pushed file) from
+    /// the bare repository `<repo>.git` under `repositories`, as the host's web server would.
+    fn serve(
+        listener: std::net::TcpListener,
+        token: &'static str,
+        exchanges: Vec<Exchange>,
+        repositories: Option<std::path::PathBuf>,
+    ) -> ApiStandIn {
+        use std::io::{Read, Write};
         let port = listener.local_addr().expect("addr").port();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let record = seen.clone();
@@ -535,6 +547,26 @@ impl ApiStandIn {
                 let mut words = head.split_whitespace();
                 let method = words.next().unwrap_or("").to_owned();
                 let path = words.next().unwrap_or("").to_owned();
+                let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
+                if let (Some(root), ["acme", repo, "blob", branch, file]) = (&repositories, parts.as_slice())
+                {
+                    let shown = Command::new("git")
+                        .arg(format!("--git-dir={}", root.join(format!("{repo}.git")).display()))
+                        .args(["show", &format!("{branch}:{file}")])
+                        .output();
+                    let (status, text) = match shown {
+                        Ok(output) if output.status.success() => {
+                            (200, String::from_utf8_lossy(&output.stdout).into_owned())
+                        }
+                        _ => (404, String::new()),
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes());
+                    continue;
+                }
                 let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let authorized =
                     head.to_ascii_lowercase().contains(&format!("authorization: bearer {token}"));
@@ -735,5 +767,157 @@ spec:
     assert_eq!(
         gitlab.requests(),
         expected(&[("GET", "/api/v4/namespaces/acme"), ("POST", "/api/v4/projects")])
+    );
+}
+
+/// A template shaped like the example that a new Backstage app ships: a Node.js skeleton,
+/// `publish:github` to a `RepoUrlPicker` location, and registration of the pushed
+/// `catalog-info.yaml`. It runs as written; only the GitHub integration points at a stand-in
+/// that replays GitHub's answers and pushes into a local `git daemon`.
+const APP_TEMPLATE: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: example-nodejs-template
+  title: Example Node.js Template
+  description: A starter Node.js service
+spec:
+  owner: user:guest
+  type: service
+  parameters:
+    - title: Fill in some steps
+      required:
+        - name
+      properties:
+        name:
+          title: Name
+          type: string
+          description: Unique name of the component
+          ui:autofocus: true
+          ui:options:
+            rows: 5
+    - title: Choose a location
+      required:
+        - repoUrl
+      properties:
+        repoUrl:
+          title: Repository Location
+          type: string
+          ui:field: RepoUrlPicker
+          ui:options:
+            allowedHosts:
+              - github.com
+  steps:
+    - id: fetch-base
+      name: Fetch Base
+      action: fetch:template
+      input:
+        url: ./content
+        values:
+          name: ${{ parameters.name }}
+    - id: publish
+      name: Publish
+      action: publish:github
+      input:
+        allowedHosts: ['github.com']
+        description: This is ${{ parameters.name }}
+        repoUrl: ${{ parameters.repoUrl }}
+        defaultBranch: main
+    - id: register
+      name: Register
+      action: catalog:register
+      input:
+        repoContentsUrl: ${{ steps['publish'].output.repoContentsUrl }}
+        catalogInfoPath: '/catalog-info.yaml'
+  output:
+    links:
+      - title: Repository
+        url: ${{ steps['publish'].output.remoteUrl }}
+      - title: Open in catalog
+        icon: catalog
+        entityRef: ${{ steps['register'].output.entityRef }}
+"#;
+
+#[test]
+fn a_backstage_app_style_template_runs_as_written() {
+    let workspace = Workspace::new();
+    let served = workspace.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    git(&served, &["init", "--bare", "--quiet", "starter.git"]);
+    let daemon = GitDaemon::start(&served);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let web_port = listener.local_addr().expect("addr").port();
+    let github = ApiStandIn::serve(
+        listener,
+        "ghp_app",
+        vec![
+            Exchange {
+                method: "GET",
+                path: "/api/v3/users/acme",
+                request: Value::Null,
+                status: 200,
+                response: r#"{"login":"acme","type":"User"}"#.into(),
+            },
+            Exchange {
+                method: "POST",
+                path: "/api/v3/user/repos",
+                request: json!({ "name": "starter", "private": true, "description": "This is starter" }),
+                status: 201,
+                response: json!({
+                    "html_url": format!("http://127.0.0.1:{web_port}/acme/starter"),
+                    "clone_url": format!("git://127.0.0.1:{}/starter.git", daemon.port),
+                })
+                .to_string(),
+            },
+            Exchange {
+                method: "PUT",
+                path: "/api/v3/repos/acme/starter/branches/main/protection",
+                request: json!({ "enforce_admins": true }),
+                status: 200,
+                response: "{}".into(),
+            },
+        ],
+        Some(served.clone()),
+    );
+    workspace.write("templates/app/template.yaml", APP_TEMPLATE);
+    workspace.write(
+        "templates/app/content/catalog-info.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${{ values.name | dump }}\nspec:\n  type: service\n  owner: user:guest\n  lifecycle: experimental\n",
+    );
+    workspace.write("templates/app/content/index.js", "console.log('Hello from ${{ values.name }}!');\n");
+    workspace.write(
+        "templates/app/content/package.json",
+        "{\n  \"name\": \"${{ values.name }}\",\n  \"private\": true\n}\n",
+    );
+    let port = free_port();
+    workspace.config(
+        port,
+        &format!(
+            "  reading:\n    allow:\n      - host: 127.0.0.1:{web_port}\nintegrations:\n  github:\n    - host: github.com\n      apiBaseUrl: http://127.0.0.1:{}/api/v3\n      token: ghp_app\ncatalog:\n  rules:\n    - allow: [Template, Component, Location]\n  locations:\n    - type: file\n      target: ./templates/app/template.yaml\n",
+            github.port
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("template", "example-nodejs-template");
+    let task = create_task(
+        &server,
+        "example-nodejs-template",
+        json!({ "name": "starter", "repoUrl": "github.com?owner=acme&repo=starter" }),
+    );
+    let events = stream_events(&server, &task);
+    let completion = &events.last().unwrap().1;
+    assert_eq!(completion["body"]["message"], "Run completed with status: completed", "{events:?}");
+    let links = &completion["body"]["output"]["links"];
+    assert_eq!(links[1]["entityRef"], "component:default/starter", "{links}");
+    let repository = served.join("starter.git");
+    assert!(git(&repository, &["show", "main:package.json"]).contains("\"name\": \"starter\""));
+    let entity = server.wait_entity("component", "starter");
+    assert_eq!(entity["spec"]["owner"], "user:guest");
+    assert_eq!(
+        github.requests(),
+        [
+            ("GET".to_owned(), "/api/v3/users/acme".to_owned()),
+            ("POST".to_owned(), "/api/v3/user/repos".to_owned()),
+            ("PUT".to_owned(), "/api/v3/repos/acme/starter/branches/main/protection".to_owned()),
+        ]
     );
 }
