@@ -667,10 +667,26 @@ impl App {
                 }
             })
         };
-        let sink = ChannelSink(sender);
-        let outcome = self.run_claimed(&claimed, &sink, cancel).await;
-        drop(sink);
+        // The run is a task of its own, so that an action that panics ends the run as failed
+        // instead of leaving it `processing` with a live heartbeat forever.
+        let run = {
+            let app = self.clone();
+            tokio::spawn(async move {
+                let sink = ChannelSink(sender);
+                app.run_claimed(&claimed, &sink, cancel).await
+            })
+        };
+        let outcome = run.await.unwrap_or_else(|error| {
+            tracing::error!(%error, task = %task_id, "a scaffolder run panicked");
+            Err(RunFailure {
+                name: "Error".to_owned(),
+                message: format!("the run stopped unexpectedly: {error}"),
+                cancelled: false,
+            })
+        });
         let _ = writer.await;
+        // Normally the run removed it already.
+        let _ = std::fs::remove_dir_all(self.scaffolder.options.working_directory.join(&task_id));
         let (status, body) = match outcome {
             Ok(output) => {
                 ("completed", json!({ "message": "Run completed with status: completed", "output": output }))
