@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{free_port, Server, Workspace};
+use crate::support::{free_port, Database, Server, Workspace};
 
 /// Reads a task's event stream to its end (the completion event), as an EventSource would.
 fn stream_events(server: &Server, task_id: &str) -> Vec<(String, Value)> {
@@ -235,21 +235,26 @@ spec:
         seconds: ${{ parameters.seconds }}
 "#;
 
-fn config_with_templates(workspace: &Workspace, port: u16, extra: &str) {
+/// The wait templates on `database`. A lost worker is noticed after 1 s of silence (on SQLite
+/// at once, at the next start).
+fn config_with_templates(workspace: &Workspace, database: &Database, port: u16) {
     workspace.write("templates.yaml", WAIT_TEMPLATES);
-    workspace.config(
+    workspace.config_on(
+        database,
         port,
-        &format!(
-            "catalog:\n  rules:\n    - allow: [Template, Component, Location]\n  locations:\n    - type: file\n      target: ./templates.yaml\nscaffolder:\n  taskRecovery:\n    enabled: true\n{extra}"
-        ),
+        "catalog:\n  rules:\n    - allow: [Template, Component, Location]\n  locations:\n    - type: file\n      target: ./templates.yaml\nscaffolder:\n  taskRecovery:\n    enabled: true\n    staleTimeout: { seconds: 1 }\n",
     );
 }
 
-#[test]
-fn tasks_can_be_cancelled_and_retried() {
+crate::on_both_databases! {
+    tasks_can_be_cancelled_and_retried => super::tasks_can_be_cancelled_and_retried;
+    a_restart_mid_run_fails_the_task_clearly_or_starts_it_over => super::a_restart_mid_run_fails_the_task_clearly_or_starts_it_over;
+}
+
+fn tasks_can_be_cancelled_and_retried(database: &Database) {
     let workspace = Workspace::new();
     let port = free_port();
-    config_with_templates(&workspace, port, "");
+    config_with_templates(&workspace, database, port);
     let server = Server::start(workspace.path(), port, &[]);
     server.wait_entity("template", "slow");
 
@@ -263,9 +268,9 @@ fn tasks_can_be_cancelled_and_retried() {
     let events = stream_events(&server, &task_id);
     let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
     assert!(kinds.contains(&"cancelled"), "{kinds:?}");
-    let cancelled = events.iter().find(|(kind, _)| kind == "cancelled").unwrap();
+    let cancelled = events.iter().find(|(kind, _)| kind == "cancelled").expect("a cancelled event");
     assert_eq!(cancelled.1["body"]["message"], "Step wait has been cancelled.");
-    assert_eq!(events.last().unwrap().1["body"]["message"], "Run completed with status: cancelled");
+    assert_eq!(events.last().expect("events").1["body"]["message"], "Run completed with status: cancelled");
     wait_status(&server, &task_id, "cancelled");
 
     // Retry runs it again from the first step; the events that ended it are gone.
@@ -294,11 +299,10 @@ fn tasks_can_be_cancelled_and_retried() {
     assert_eq!(body["error"]["name"], "NotFoundError");
 }
 
-#[test]
-fn a_restart_mid_run_fails_the_task_clearly_or_starts_it_over() {
+fn a_restart_mid_run_fails_the_task_clearly_or_starts_it_over(database: &Database) {
     let workspace = Workspace::new();
     let port = free_port();
-    config_with_templates(&workspace, port, "");
+    config_with_templates(&workspace, database, port);
     let mut server = Server::start(workspace.path(), port, &[]);
     server.wait_entity("template", "slow-again");
     let failing = create_task(&server, "template:default/slow", json!({ "who": "ada", "seconds": 25 }));
@@ -311,7 +315,7 @@ fn a_restart_mid_run_fails_the_task_clearly_or_starts_it_over() {
     let server = Server::start(workspace.path(), port, &[]);
     // A template without a recovery strategy: failed, with a completion event saying why.
     let events = stream_events(&server, &failing);
-    let completion = &events.last().unwrap().1;
+    let completion = &events.last().expect("events").1;
     assert_eq!(completion["body"]["message"], "Run completed with status: failed");
     assert!(
         completion["body"]["error"]["message"].as_str().unwrap_or("").contains("lost connection"),
@@ -460,7 +464,7 @@ spec:
     let remote = format!("git://127.0.0.1:{}/library.git", daemon.port);
     let task = create_task(&server, "publish", json!({ "name": "library", "remote": remote }));
     let events = stream_events(&server, &task);
-    let completion = &events.last().unwrap().1;
+    let completion = &events.last().expect("events").1;
     assert_eq!(completion["body"]["message"], "Run completed with status: completed", "{events:?}");
     let commit = completion["body"]["output"]["commit"].as_str().expect("commit hash").to_owned();
     let repository = served.join("library.git");
@@ -474,7 +478,7 @@ spec:
     for remote in ["git://example.com/x.git".to_owned(), format!("file://{}", repository.display())] {
         let task = create_task(&server, "publish", json!({ "name": "x", "remote": remote }));
         let events = stream_events(&server, &task);
-        let completion = &events.last().unwrap().1;
+        let completion = &events.last().expect("events").1;
         let message = completion["body"]["error"]["message"].as_str().unwrap_or("");
         assert!(message.contains("is not allowed"), "{remote}: {message}");
     }
@@ -740,7 +744,7 @@ spec:
     ] {
         let task = create_task(&server, "hosted", json!({ "host": host }));
         let events = stream_events(&server, &task);
-        let completion = &events.last().unwrap().1;
+        let completion = &events.last().expect("events").1;
         assert_eq!(
             completion["body"]["message"], "Run completed with status: completed",
             "{host}: {events:?}"
@@ -904,7 +908,7 @@ fn a_backstage_app_style_template_runs_as_written() {
         json!({ "name": "starter", "repoUrl": "github.com?owner=acme&repo=starter" }),
     );
     let events = stream_events(&server, &task);
-    let completion = &events.last().unwrap().1;
+    let completion = &events.last().expect("events").1;
     assert_eq!(completion["body"]["message"], "Run completed with status: completed", "{events:?}");
     let links = &completion["body"]["output"]["links"];
     assert_eq!(links[1]["entityRef"], "component:default/starter", "{links}");
