@@ -307,8 +307,16 @@ fn a_restart_mid_run_fails_the_task_clearly_or_starts_it_over(database: &Databas
     server.wait_entity("template", "slow-again");
     let failing = create_task(&server, "template:default/slow", json!({ "who": "ada", "seconds": 25 }));
     let recovering = create_task(&server, "template:default/slow-again", json!({ "seconds": 25 }));
+    // Killed while each task is in its waiting step.
     for task in [&failing, &recovering] {
-        wait_status(&server, task, "processing");
+        server.wait_for("the wait step to start", |server| {
+            let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{task}/events"));
+            let waiting = events
+                .as_array()?
+                .iter()
+                .any(|event| event["body"]["stepId"] == "wait" && event["body"]["status"] == "processing");
+            waiting.then_some(())
+        });
     }
     server.kill();
 
@@ -326,11 +334,11 @@ fn a_restart_mid_run_fails_the_task_clearly_or_starts_it_over(database: &Databas
     server.wait_for("the recovered task to run again", |server| {
         let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{recovering}/events"));
         let events = events.as_array()?.clone();
-        let recovered = events.iter().any(|event| event["type"] == "recovered");
+        // A `recovered` event, then the steps begin again.
+        let recovered = events.iter().position(|event| event["type"] == "recovered")?;
         let restarted =
-            events.iter().filter(|event| event["body"]["message"] == "Beginning step debug:wait").count()
-                == 2;
-        (recovered && restarted).then_some(())
+            events[recovered..].iter().any(|event| event["body"]["message"] == "Beginning step debug:wait");
+        restarted.then_some(())
     });
 }
 
