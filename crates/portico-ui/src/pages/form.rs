@@ -16,8 +16,89 @@ use crate::Ui;
 /// Problems by field path (`name`, `repo.owner`), shown next to each field.
 pub(crate) type FieldErrors = HashMap<String, String>;
 
-/// The page's properties in `ui:order` (with `*` for the rest), else as written.
+/// The page's properties in `ui:order` (with `*` for the rest), else as written, followed by the
+/// properties that only apply on some answers (`dependencies`, `oneOf`/`anyOf` branches,
+/// `if`/`then`/`else`). Without script the form cannot show and hide those, so it shows them
+/// all, each saying when it applies; the schema check decides what is required.
 pub(crate) fn ordered_properties(schema: &Value) -> Vec<(String, Value)> {
+    let mut listed = declared_properties(schema);
+    for (name, property) in conditional_properties(schema) {
+        if !listed.iter().any(|(known, _)| *known == name) {
+            listed.push((name, property));
+        }
+    }
+    listed
+}
+
+/// Properties of the branches of a schema, with a `ui:help` naming the condition.
+fn conditional_properties(schema: &Value) -> Vec<(String, Value)> {
+    let mut found: Vec<(String, Value)> = Vec::new();
+    let mut add = |branch: &Value, condition: String| {
+        for (name, property) in declared_properties(branch) {
+            // A branch's own `{const: …}` for the deciding field is the condition, not a field.
+            let single_value =
+                property.get("enum").and_then(Value::as_array).is_some_and(|list| list.len() == 1);
+            if property.get("const").is_some() || (single_value && property.get("type").is_none()) {
+                continue;
+            }
+            let mut property = property;
+            if let Some(object) = property.as_object_mut() {
+                object.entry("ui:help").or_insert_with(|| Value::String(condition.clone()));
+            }
+            found.push((name, property));
+        }
+    };
+    let describe = |branch: &Value| -> Option<String> {
+        let conditions: Vec<String> = branch
+            .get("properties")?
+            .as_object()?
+            .iter()
+            .filter_map(|(name, property)| {
+                let value = property.get("const").or_else(|| property.pointer("/enum/0"))?;
+                Some(format!("{name} is {}", text_of(Some(value))))
+            })
+            .collect();
+        (!conditions.is_empty()).then(|| format!("Only when {}.", conditions.join(" and ")))
+    };
+    if let Some(dependencies) = schema.get("dependencies").and_then(Value::as_object) {
+        for (key, dependency) in dependencies {
+            let branches: Vec<&Value> = ["oneOf", "anyOf"]
+                .iter()
+                .filter_map(|keyword| dependency.get(*keyword).and_then(Value::as_array))
+                .flatten()
+                .collect();
+            if branches.is_empty() {
+                add(dependency, format!("Only when {key} is given."));
+            }
+            for branch in branches {
+                let condition = describe(branch).unwrap_or_else(|| format!("Depends on {key}."));
+                add(branch, condition);
+            }
+        }
+    }
+    for keyword in ["oneOf", "anyOf", "allOf"] {
+        for branch in schema.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+            let condition = describe(branch).unwrap_or_else(|| "Depends on other answers.".to_owned());
+            add(branch, condition);
+            if let Some(test) = branch.get("if") {
+                let when = describe(test).unwrap_or_else(|| "Depends on other answers.".to_owned());
+                if let Some(then) = branch.get("then") {
+                    add(then, when.clone());
+                }
+                if let Some(otherwise) = branch.get("else") {
+                    add(otherwise, format!("Unless: {when}"));
+                }
+            }
+        }
+    }
+    if let (Some(test), Some(then)) = (schema.get("if"), schema.get("then")) {
+        add(then, describe(test).unwrap_or_else(|| "Depends on other answers.".to_owned()));
+    }
+    found
+}
+
+/// The properties a schema declares itself, in `ui:order` (with `*` for the rest) or as written.
+fn declared_properties(schema: &Value) -> Vec<(String, Value)> {
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return Vec::new() };
     let order: Vec<&str> = schema
         .get("ui:order")
@@ -536,4 +617,31 @@ pub(crate) fn review_rows(
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn fields_that_depend_on_answers_follow_the_others_and_say_when_they_apply() {
+        let page = json!({
+            "properties": { "useDb": { "type": "boolean" }, "name": { "type": "string" } },
+            "ui:order": ["name", "*"],
+            "dependencies": {
+                "useDb": {
+                    "oneOf": [
+                        { "properties": { "useDb": { "const": true }, "dbName": { "type": "string", "title": "Database" } }, "required": ["dbName"] },
+                        { "properties": { "useDb": { "const": false } } },
+                    ],
+                },
+            },
+            "allOf": [{ "if": { "properties": { "name": { "const": "x" } } }, "then": { "properties": { "why": { "type": "string" } } } }],
+        });
+        let names: Vec<String> = super::ordered_properties(&page).into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["name", "useDb", "dbName", "why"]);
+        let listed = super::ordered_properties(&page);
+        assert_eq!(listed[2].1["ui:help"], "Only when useDb is true.");
+        assert_eq!(listed[3].1["ui:help"], "Only when name is x.");
+    }
 }
