@@ -447,19 +447,17 @@ impl App {
             .unwrap_or(json!(0));
         let step_text = step.as_str().map(str::to_owned).unwrap_or_else(|| step.to_string());
         let body = json!({ "message": format!("Step {step_text} has been cancelled."), "stepId": step, "status": "cancelled" });
-        match task.row.status.as_str() {
-            "open" => {
-                self.store.append_task_event(task_id, "cancelled", &body.to_string()).await?;
-                let completion = json!({ "message": "Run completed with status: cancelled" });
-                self.store.finish_task(task_id, "cancelled", "completion", &completion.to_string()).await?;
+        if !matches!(task.row.status.as_str(), "open" | "processing") {
+            return Ok(());
+        }
+        self.store.append_task_event(task_id, "cancelled", &body.to_string()).await?;
+        let completion = json!({ "message": "Run completed with status: cancelled" });
+        if !self.store.cancel_open_task(task_id, &completion.to_string()).await? {
+            // Running (or claimed a moment ago): the worker stops at the cancellation, here at
+            // once, elsewhere when it sees the event.
+            if let Some(token) = self.scaffolder.running.lock().get(task_id) {
+                token.cancel();
             }
-            "processing" => {
-                self.store.append_task_event(task_id, "cancelled", &body.to_string()).await?;
-                if let Some(token) = self.scaffolder.running.lock().get(task_id) {
-                    token.cancel();
-                }
-            }
-            _ => {}
         }
         self.scaffolder.events.send_modify(|count| *count += 1);
         Ok(())
@@ -653,6 +651,15 @@ impl App {
         let task_id = claimed.task.id.clone();
         let cancel = CancellationToken::new();
         self.scaffolder.running.lock().insert(task_id.clone(), cancel.clone());
+        // Cancelled between the claim and now: the run stops before its first step.
+        let cancelled = self
+            .store
+            .task_events(&task_id, 0)
+            .await
+            .is_ok_and(|events| events.iter().any(|event| event.event_type == "cancelled"));
+        if cancelled {
+            cancel.cancel();
+        }
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Value>();
         let writer = {
             let app = self.clone();

@@ -184,18 +184,29 @@ impl Store {
         event_type: &str,
         body: &str,
     ) -> Result<bool> {
+        self.end_task(task_id, "status IN ('open', 'processing')", status, event_type, body).await
+    }
+
+    /// Cancels a task no worker has claimed yet, with its completion event, in one transaction.
+    /// False when a worker claimed it first (or it had ended): cancelling is then the worker's.
+    pub async fn cancel_open_task(&self, task_id: &str, body: &str) -> Result<bool> {
+        self.end_task(task_id, "status = 'open'", "cancelled", "completion", body).await
+    }
+
+    async fn end_task(
+        &self,
+        task_id: &str,
+        from: &str,
+        status: &str,
+        event_type: &str,
+        body: &str,
+    ) -> Result<bool> {
         let now = now_millis();
+        let sql = format!(
+            "UPDATE scaffolder_tasks SET status = $1, secrets = NULL, last_heartbeat_at = $2 WHERE id = $3 AND {from}"
+        );
         let finished = transaction!(self, tx => {
-            let updated = sqlx::query(
-                "UPDATE scaffolder_tasks SET status = $1, secrets = NULL, last_heartbeat_at = $2
-                 WHERE id = $3 AND status IN ('open', 'processing')",
-            )
-            .bind(status)
-            .bind(now)
-            .bind(task_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let updated = sqlx::query(&sql).bind(status).bind(now).bind(task_id).execute(&mut *tx).await?.rows_affected();
             if updated > 0 {
                 sqlx::query(INSERT_EVENT).bind(task_id).bind(event_type).bind(body).bind(now).execute(&mut *tx).await?;
             }

@@ -154,6 +154,7 @@ contract_tests! {
     tasks_are_listed_filtered_ordered_and_counted
     a_reopened_task_loses_the_events_that_ended_it
     stale_running_tasks_start_over_or_fail
+    an_open_task_is_cancelled_only_while_no_worker_has_it
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1538,4 +1539,21 @@ async fn stale_running_tasks_start_over_or_fail(db: Db) {
     assert_eq!(events.len(), 1);
     assert!(events[0].body.contains("The server stopped"), "{}", events[0].body);
     assert_eq!(store.task_events("again", 0).await.unwrap()[0].event_type, "recovered");
+}
+
+async fn an_open_task_is_cancelled_only_while_no_worker_has_it(db: Db) {
+    let store = &db.store;
+    store.create_task("queued", "{}", None, Some("sealed")).await.unwrap();
+    assert!(store
+        .cancel_open_task("queued", r#"{"message":"Run completed with status: cancelled"}"#)
+        .await
+        .unwrap());
+    assert_eq!(store.task("queued").await.unwrap().unwrap().status, "cancelled");
+    assert_eq!(store.task_events("queued", 0).await.unwrap()[0].event_type, "completion");
+    assert!(store.claim_task().await.unwrap().is_none(), "a cancelled task is not claimed");
+
+    store.create_task("running", "{}", None, None).await.unwrap();
+    store.claim_task().await.unwrap().unwrap();
+    assert!(!store.cancel_open_task("running", "{}").await.unwrap());
+    assert_eq!(store.task("running").await.unwrap().unwrap().status, "processing");
 }
