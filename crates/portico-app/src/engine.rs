@@ -263,10 +263,8 @@ impl Engine {
             let write_ms = started.elapsed().as_millis();
             self.catalog.apply_written(&self.store, stitched.seq, built, &gone).await?;
             if self.catalog.needs_dictionary() {
-                // On the other core while stitching goes on: bodies indexed meanwhile are LZ4
-                // and recompressed by this run or the next idle one.
                 let catalog = self.catalog.clone();
-                tokio::task::spawn_blocking(move || catalog.compress_bodies());
+                let _ = tokio::task::spawn_blocking(move || catalog.compress_bodies()).await;
             }
             tracing::debug!(
                 count,
