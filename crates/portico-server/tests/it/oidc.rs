@@ -349,29 +349,8 @@ impl GithubStandIn {
 
 fn github_answer(mut stream: std::net::TcpStream, challenge: &std::sync::Mutex<String>) {
     use base64::Engine as _;
-    use std::io::{Read, Write};
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let (head, body) = loop {
-        let Ok(read) = stream.read(&mut buffer) else { return };
-        if read == 0 {
-            return;
-        }
-        request.extend_from_slice(&buffer[..read]);
-        let text = String::from_utf8_lossy(&request).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|line| {
-                    line.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_owned())
-                })
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(0);
-            if body.len() >= length {
-                break (head.to_owned(), body.to_owned());
-            }
-        }
-    };
+    use std::io::Write;
+    let Some((head, body)) = crate::support::read_http_request(&mut stream) else { return };
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let url = url::Url::parse(&format!("http://stand-in{target}")).expect("url");
     let query: HashMap<String, String> = url.query_pairs().into_owned().collect();

@@ -525,37 +525,14 @@ impl ApiStandIn {
         exchanges: Vec<Exchange>,
         repositories: Option<std::path::PathBuf>,
     ) -> ApiStandIn {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let port = listener.local_addr().expect("addr").port();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let record = seen.clone();
         std::thread::spawn(move || {
             let mut next = exchanges.into_iter();
             for mut stream in listener.incoming().flatten() {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 8192];
-                let (head, body) = loop {
-                    let Ok(read) = stream.read(&mut buffer) else { break (String::new(), String::new()) };
-                    if read == 0 {
-                        break (String::new(), String::new());
-                    }
-                    request.extend_from_slice(&buffer[..read]);
-                    let text = String::from_utf8_lossy(&request).into_owned();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let length = head
-                            .lines()
-                            .find_map(|line| {
-                                line.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|n| n.trim().to_owned())
-                            })
-                            .and_then(|n| n.parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if body.len() >= length {
-                            break (head.to_owned(), body.to_owned());
-                        }
-                    }
-                };
+                let (head, body) = crate::support::read_http_request(&mut stream).unwrap_or_default();
                 let mut words = head.split_whitespace();
                 let method = words.next().unwrap_or("").to_owned();
                 let path = words.next().unwrap_or("").to_owned();

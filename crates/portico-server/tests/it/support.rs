@@ -325,3 +325,31 @@ pub fn npm_package(spec: &str, probe: &str) -> Option<PathBuf> {
         Err(error) => unavailable(format!("cannot run npm: {error}")),
     }
 }
+
+/// Reads one HTTP/1.1 request from a stand-in server's connection: the head (request line and
+/// headers) and the body, complete per `Content-Length`. `None` when the client hung up first.
+pub fn read_http_request(stream: &mut std::net::TcpStream) -> Option<(String, String)> {
+    use std::io::Read;
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        let read = stream.read(&mut buffer).ok()?;
+        if read == 0 {
+            return None;
+        }
+        request.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&request).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_owned())
+                })
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return Some((head.to_owned(), body.to_owned()));
+            }
+        }
+    }
+}
