@@ -124,7 +124,7 @@ pub(crate) fn page_with_status(
     shell(ui, chrome, status, title, body, None)
 }
 
-/// A page that reloads itself every `seconds` (a running task's page), with or without script.
+/// A page that reloads itself every `seconds` when script is off (a running task's page).
 pub(crate) fn refreshing_page(ui: &Ui, chrome: &Chrome, title: &str, body: Markup, seconds: u32) -> Response {
     shell(ui, chrome, StatusCode::OK, title, body, Some(seconds))
 }
@@ -148,7 +148,9 @@ fn shell(
                 meta name="color-scheme" content="light dark";
                 title { (title) " | " (app_title) }
                 @if let Some(seconds) = refresh {
-                    meta http-equiv="refresh" content=(seconds);
+                    // Without script the page reloads itself; with it, the script follows the
+                    // page's live data instead (see portico.js).
+                    noscript { meta http-equiv="refresh" content=(seconds); }
                 }
                 link rel="stylesheet" href=(assets::css_url());
                 script src=(assets::js_url()) defer {}

@@ -72,6 +72,7 @@ pub fn router(app: Arc<App>, options: UiOptions, auth: Arc<Auth>) -> Router {
         )
         .route("/create/tasks", get(pages::create::tasks))
         .route("/create/tasks/{id}", get(pages::create::task))
+        .route("/create/tasks/{id}/events", get(pages::create::events))
         .route("/create/tasks/{id}/cancel", post(pages::create::cancel))
         .route("/create/tasks/{id}/retry", post(pages::create::retry))
         .route("/create/actions", get(pages::create::actions))

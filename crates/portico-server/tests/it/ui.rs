@@ -705,3 +705,57 @@ fn running_the_demo_template_from_the_browser() {
         drop(server);
     });
 }
+
+#[test]
+fn a_running_task_page_follows_the_log_without_reloading() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let Some(browser) = Browser::start().await else { return };
+        let workspace = Workspace::new();
+        workspace.write(
+            "slow.yaml",
+            "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: slow\nspec:\n  type: service\n  steps:\n    - id: first\n      name: Say hello\n      action: debug:log\n      input: { message: hello }\n    - id: wait\n      name: Wait a moment\n      action: debug:wait\n      input: { seconds: 3 }\n    - id: last\n      name: Say goodbye\n      action: debug:log\n      input: { message: goodbye }\n",
+        );
+        let port = free_port();
+        workspace.config(port, &catalog_with("./slow.yaml"));
+        let server = serve(&workspace, port, |server| {
+            server.wait_entity("template", "slow");
+        })
+        .await;
+        let base = server.base.clone();
+        let client = &browser.client;
+        let id = {
+            let base = base.clone();
+            tokio::task::spawn_blocking(move || {
+                let response = reqwest::blocking::Client::new()
+                    .post(format!("{base}/api/scaffolder/v2/tasks"))
+                    .json(&serde_json::json!({ "templateRef": "slow", "values": {} }))
+                    .send()
+                    .expect("create");
+                response.json::<serde_json::Value>().expect("json")["id"].as_str().expect("id").to_owned()
+            })
+            .await
+            .unwrap()
+        };
+        client.goto(&format!("{base}/create/tasks/{id}")).await.unwrap();
+        // Mark this page; a reload would lose the mark.
+        client.execute("window.__sameDocument = true; return true", vec![]).await.unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while !text_of(client, "pre.task-log").await.contains("Beginning step Wait a moment") {
+            assert!(Instant::now() < deadline, "the log never showed the wait step");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let same = client.execute("return window.__sameDocument === true", vec![]).await.unwrap();
+        assert_eq!(same, serde_json::json!(true), "the log grew without a reload");
+        let status = client.find(Locator::Css("[data-step-id='wait'] .step-status")).await.unwrap().text().await.unwrap();
+        assert_eq!(status, "processing");
+        // When the run ends the page reloads once to show the result.
+        let deadline = Instant::now() + PATIENCE;
+        while text_of(client, "[data-task-status]").await != "completed" {
+            assert!(Instant::now() < deadline, "the task page never showed completion");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(text_of(client, "pre.task-log").await.contains("Finished step Say goodbye"));
+        drop(server);
+    });
+}

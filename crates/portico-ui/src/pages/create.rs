@@ -349,8 +349,9 @@ fn step_states(
     states
 }
 
-/// `GET /create/tasks/:id`: steps with status and timing, the log, the output; reloads itself
-/// every second until the task ends.
+/// `GET /create/tasks/:id`: steps with status and timing, the log, the output. While the task
+/// runs, the script follows `events` and appends to the log (without script the page reloads
+/// itself every second).
 pub(crate) async fn task(State(ui): State<Ui>, chrome: Chrome, Path(task_id): Path<String>) -> Response {
     let task = match ui.app.task(&chrome.identity, &task_id).await {
         Ok(task) => task,
@@ -396,7 +397,7 @@ pub(crate) async fn task(State(ui): State<Ui>, chrome: Chrome, Path(task_id): Pa
                 @let id = step.get("id").and_then(Value::as_str).unwrap_or("");
                 @let name = step.get("name").and_then(Value::as_str).unwrap_or(id);
                 @let (state, started, ended) = states.get(id).cloned().unwrap_or_else(|| ("pending".to_owned(), None, None));
-                li data-step-status=(state) {
+                li data-step-status=(state) data-step-id=(id) {
                     span.step-name { (name) } " — " span.step-status { (state) }
                     @if let (Some(started), Some(ended)) = (started, ended) { " (" (format!("{:.1}", (ended - started) as f64 / 1000.0)) " s)" }
                 }
@@ -428,7 +429,7 @@ pub(crate) async fn task(State(ui): State<Ui>, chrome: Chrome, Path(task_id): Pa
             }
         }
         h2 { "Log" }
-        pre.task-log aria-live="polite" {
+        pre.task-log aria-live="polite" data-follow=[running.then(|| format!("/create/tasks/{task_id}/events"))] data-after=(events.last().map_or(0, |event| event.id)) {
             @for event in &events {
                 @let body: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
                 (format_time(event.created_at)) " " (body.get("message").and_then(Value::as_str).unwrap_or(&event.event_type)) "\n"
@@ -634,4 +635,52 @@ pub(crate) async fn editor_run(
         }
     };
     editor_page(&ui, &chrome, &input, Some(markup))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+/// `GET /create/tasks/:id/events?after=N`: the task's events after `N` as JSON lines for the
+/// task page's script, as soon as there is one (or an empty list after 20 seconds). Under the
+/// page's own session, unlike the API's event stream.
+pub(crate) async fn events(
+    State(ui): State<Ui>,
+    chrome: Chrome,
+    Path(task_id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let events = match ui.app.task_events(&chrome.identity, &task_id, query.after).await {
+            Ok(events) => events,
+            Err(error) => return crate::pages::error_page(&ui, &chrome, &error),
+        };
+        if !events.is_empty() || tokio::time::Instant::now() >= deadline {
+            let lines: Vec<Value> = events
+                .iter()
+                .map(|event| {
+                    let body: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
+                    json!({
+                        "id": event.id,
+                        "type": event.event_type,
+                        "line": format!("{} {}", format_time(event.created_at), body.get("message").and_then(Value::as_str).unwrap_or(&event.event_type)),
+                        "stepId": body.get("stepId"),
+                        "status": body.get("status"),
+                    })
+                })
+                .collect();
+            return (
+                [
+                    (axum::http::header::CONTENT_TYPE, "application/json"),
+                    (axum::http::header::CACHE_CONTROL, "no-store"),
+                ],
+                Value::Array(lines).to_string(),
+            )
+                .into_response();
+        }
+        ui.app.scaffolder().next_event(std::time::Duration::from_secs(1)).await;
+    }
 }
