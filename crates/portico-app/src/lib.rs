@@ -854,6 +854,24 @@ impl App {
         Err(Error::NotAllowed(format!("{} is not allowed to {}{on}", identity.actor(), permission.name)))
     }
 
+    /// The policy's decision on a resource permission for the caller, for resources outside the
+    /// catalog (template pages and steps, actions, tasks): `Allow` when there is no policy or
+    /// the caller is trusted, `Deny` when a service's access restrictions refuse it.
+    pub fn decision(&self, identity: &Identity, permission: permission::Permission) -> permission::Decision {
+        if !identity.restrictions_allow(permission.name, permission.action) {
+            return permission::Decision::Deny;
+        }
+        match self.policy() {
+            None => permission::Decision::Allow,
+            Some(_) if matches!(identity, Identity::Service { .. } | Identity::System) => {
+                permission::Decision::Allow
+            }
+            Some(policy) => policy
+                .rule_for(permission, identity, &self.groups_of(identity))
+                .map_or(permission::Decision::Deny, |rule| rule.decision.clone()),
+        }
+    }
+
     /// The caller's ownership refs plus every group they belong to through `childOf`, for
     /// matching policy rules by group (bounded, so a cyclic hierarchy ends).
     pub fn groups_of(&self, identity: &Identity) -> Vec<String> {

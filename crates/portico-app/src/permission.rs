@@ -42,14 +42,30 @@ pub const POLICY_MANAGE: Permission =
     Permission { name: "portico.policy.manage", action: "update", resource_type: None };
 pub const TASK_CREATE: Permission =
     Permission { name: "scaffolder.task.create", action: "create", resource_type: None };
+/// A task resource: conditions (`IS_TASK_OWNER`) are met by the task's creator.
 pub const TASK_READ: Permission =
-    Permission { name: "scaffolder.task.read", action: "read", resource_type: None };
+    Permission { name: "scaffolder.task.read", action: "read", resource_type: Some("scaffolder-task") };
 pub const TASK_CANCEL: Permission =
-    Permission { name: "scaffolder.task.cancel", action: "", resource_type: None };
-/// Checked once per run for the initiator, before the first step (a conditional decision, whose
-/// action rules Portico does not evaluate yet, counts as a refusal).
+    Permission { name: "scaffolder.task.cancel", action: "", resource_type: Some("scaffolder-task") };
+/// Decided once per run for the initiator; conditions (`HAS_ACTION_ID`, `HAS_*_PROPERTY`) are
+/// met by each step's action id and rendered input.
 pub const ACTION_EXECUTE: Permission =
-    Permission { name: "scaffolder.action.execute", action: "", resource_type: None };
+    Permission { name: "scaffolder.action.execute", action: "", resource_type: Some("scaffolder-action") };
+/// Parameter pages and steps of a template: conditions (`HAS_TAG`) are met by the page's or
+/// step's `backstage:permissions.tags`; what is refused is removed from the form and the run.
+pub const TEMPLATE_PARAMETER_READ: Permission = Permission {
+    name: "scaffolder.template.parameter.read",
+    action: "read",
+    resource_type: Some("scaffolder-template"),
+};
+pub const TEMPLATE_STEP_READ: Permission = Permission {
+    name: "scaffolder.template.step.read",
+    action: "read",
+    resource_type: Some("scaffolder-template"),
+};
+/// The template editor (`/create/edit`).
+pub const TEMPLATE_MANAGEMENT: Permission =
+    Permission { name: "scaffolder.template.management", action: "", resource_type: None };
 
 /// Every permission Portico enforces, in the order `metadata` lists them.
 pub const ALL: &[Permission] = &[
@@ -68,6 +84,9 @@ pub const ALL: &[Permission] = &[
     TASK_READ,
     TASK_CANCEL,
     ACTION_EXECUTE,
+    TEMPLATE_PARAMETER_READ,
+    TEMPLATE_STEP_READ,
+    TEMPLATE_MANAGEMENT,
 ];
 
 /// The permission with this name, if Portico enforces it.
@@ -75,40 +94,119 @@ pub fn by_name(name: &str) -> Option<Permission> {
     ALL.iter().copied().find(|permission| permission.name == name)
 }
 
-/// The catalog's permission rules with a description and the JSON Schema of their params, as
-/// the `metadata` endpoint lists them.
-pub const RULE_METADATA: &[(&str, &str, &str)] = &[
-    (
-        "HAS_ANNOTATION",
-        "the entity has this annotation (with this value, when one is given)",
-        r#"{"type":"object","properties":{"annotation":{"type":"string","description":"annotation key"},"value":{"type":"string","description":"wanted value"}},"required":["annotation"],"additionalProperties":false}"#,
-    ),
-    (
-        "HAS_LABEL",
-        "the entity has this label",
-        r#"{"type":"object","properties":{"label":{"type":"string","description":"label key"}},"required":["label"],"additionalProperties":false}"#,
-    ),
-    (
-        "HAS_METADATA",
-        "the entity's metadata has this field (with this value, when one is given)",
-        r#"{"type":"object","properties":{"key":{"type":"string","description":"path under metadata"},"value":{"type":"string","description":"wanted value"}},"required":["key"],"additionalProperties":false}"#,
-    ),
-    (
-        "HAS_SPEC",
-        "the entity's spec has this field (with this value, when one is given)",
-        r#"{"type":"object","properties":{"key":{"type":"string","description":"path under spec"},"value":{"type":"string","description":"wanted value"}},"required":["key"],"additionalProperties":false}"#,
-    ),
-    (
-        "IS_ENTITY_KIND",
-        "the entity is of one of these kinds",
-        r#"{"type":"object","properties":{"kinds":{"type":"array","items":{"type":"string"},"description":"kinds, any of which matches"}},"required":["kinds"],"additionalProperties":false}"#,
-    ),
-    (
-        "IS_ENTITY_OWNER",
-        "the entity is owned by one of these refs",
-        r#"{"type":"object","properties":{"claims":{"type":"array","items":{"type":"string"},"description":"owner refs, any of which matches"}},"required":["claims"],"additionalProperties":false}"#,
-    ),
+/// A permission rule: its name, the resource type it applies to, a description, the JSON
+/// Schema of its params (as the `metadata` endpoints list them), and its params' names in the
+/// order older releases sent them positionally.
+#[derive(Debug)]
+pub struct RuleInfo {
+    pub name: &'static str,
+    pub resource_type: &'static str,
+    pub description: &'static str,
+    pub params_schema: &'static str,
+    positional: &'static [&'static str],
+}
+
+const KEY_VALUE: &str = r#"{"type":"object","properties":{"key":{"type":"string","description":"property path"},"value":{"description":"wanted value"}},"required":["key"],"additionalProperties":false}"#;
+
+/// Every rule Portico evaluates: the catalog's over entities, the scaffolder's over template
+/// pages and steps, actions with their input, and tasks.
+pub const RULES: &[RuleInfo] = &[
+    RuleInfo {
+        name: "HAS_ANNOTATION",
+        resource_type: "catalog-entity",
+        description: "the entity has this annotation (with this value, when one is given)",
+        params_schema: r#"{"type":"object","properties":{"annotation":{"type":"string","description":"annotation key"},"value":{"type":"string","description":"wanted value"}},"required":["annotation"],"additionalProperties":false}"#,
+        positional: &["annotation", "value"],
+    },
+    RuleInfo {
+        name: "HAS_LABEL",
+        resource_type: "catalog-entity",
+        description: "the entity has this label",
+        params_schema: r#"{"type":"object","properties":{"label":{"type":"string","description":"label key"}},"required":["label"],"additionalProperties":false}"#,
+        positional: &["label"],
+    },
+    RuleInfo {
+        name: "HAS_METADATA",
+        resource_type: "catalog-entity",
+        description: "the entity's metadata has this field (with this value, when one is given)",
+        params_schema: r#"{"type":"object","properties":{"key":{"type":"string","description":"path under metadata"},"value":{"type":"string","description":"wanted value"}},"required":["key"],"additionalProperties":false}"#,
+        positional: &["key", "value"],
+    },
+    RuleInfo {
+        name: "HAS_SPEC",
+        resource_type: "catalog-entity",
+        description: "the entity's spec has this field (with this value, when one is given)",
+        params_schema: r#"{"type":"object","properties":{"key":{"type":"string","description":"path under spec"},"value":{"type":"string","description":"wanted value"}},"required":["key"],"additionalProperties":false}"#,
+        positional: &["key", "value"],
+    },
+    RuleInfo {
+        name: "IS_ENTITY_KIND",
+        resource_type: "catalog-entity",
+        description: "the entity is of one of these kinds",
+        params_schema: r#"{"type":"object","properties":{"kinds":{"type":"array","items":{"type":"string"},"description":"kinds, any of which matches"}},"required":["kinds"],"additionalProperties":false}"#,
+        positional: &["kinds"],
+    },
+    RuleInfo {
+        name: "IS_ENTITY_OWNER",
+        resource_type: "catalog-entity",
+        description: "the entity is owned by one of these refs",
+        params_schema: r#"{"type":"object","properties":{"claims":{"type":"array","items":{"type":"string"},"description":"owner refs, any of which matches"}},"required":["claims"],"additionalProperties":false}"#,
+        positional: &["claims"],
+    },
+    RuleInfo {
+        name: "HAS_TAG",
+        resource_type: "scaffolder-template",
+        description: "the parameter page or step lists this tag under backstage:permissions.tags",
+        params_schema: r#"{"type":"object","properties":{"tag":{"type":"string","description":"tag"}},"required":["tag"],"additionalProperties":false}"#,
+        positional: &["tag"],
+    },
+    RuleInfo {
+        name: "HAS_ACTION_ID",
+        resource_type: "scaffolder-action",
+        description: "the step runs the action with this id",
+        params_schema: r#"{"type":"object","properties":{"actionId":{"type":"string","description":"action id"}},"required":["actionId"],"additionalProperties":false}"#,
+        positional: &["actionId"],
+    },
+    RuleInfo {
+        name: "HAS_PROPERTY",
+        resource_type: "scaffolder-action",
+        description: "the action's input has this property (with this value, when one is given)",
+        params_schema: KEY_VALUE,
+        positional: &["key", "value"],
+    },
+    RuleInfo {
+        name: "HAS_BOOLEAN_PROPERTY",
+        resource_type: "scaffolder-action",
+        description: "the action's input has this boolean property (with this value, when one is given)",
+        params_schema: KEY_VALUE,
+        positional: &["key", "value"],
+    },
+    RuleInfo {
+        name: "HAS_NUMBER_PROPERTY",
+        resource_type: "scaffolder-action",
+        description: "the action's input has this number property (with this value, when one is given)",
+        params_schema: KEY_VALUE,
+        positional: &["key", "value"],
+    },
+    RuleInfo {
+        name: "HAS_STRING_PROPERTY",
+        resource_type: "scaffolder-action",
+        description: "the action's input has this string property (with this value, when one is given)",
+        params_schema: KEY_VALUE,
+        positional: &["key", "value"],
+    },
+    RuleInfo {
+        name: "IS_TASK_OWNER",
+        resource_type: "scaffolder-task",
+        description: "the task was created by one of these users",
+        params_schema: r#"{"type":"object","properties":{"createdBy":{"type":"array","items":{"type":"string"},"description":"user refs, any of which matches"}},"required":["createdBy"],"additionalProperties":false}"#,
+        positional: &["createdBy"],
+    },
 ];
+
+fn rule_info(name: &str) -> Option<&'static RuleInfo> {
+    RULES.iter().find(|rule| rule.name == name)
+}
 
 /// Criteria of a conditional decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +222,17 @@ pub enum Decision {
     Allow,
     Deny,
     Conditional(Criteria),
+}
+
+impl Decision {
+    /// Whether the decision allows this resource (conditions are evaluated against it).
+    pub fn allows(&self, resource: &Value, identity: &Identity) -> bool {
+        match self {
+            Decision::Allow => true,
+            Decision::Deny => false,
+            Decision::Conditional(criteria) => satisfies(criteria, resource, identity),
+        }
+    }
 }
 
 impl std::fmt::Display for Decision {
@@ -165,11 +274,8 @@ fn strings(value: Option<&Value>, at: &str) -> Result<Vec<String>, String> {
     }
 }
 
-const RULES: &[&str] =
-    &["IS_ENTITY_OWNER", "IS_ENTITY_KIND", "HAS_ANNOTATION", "HAS_LABEL", "HAS_METADATA", "HAS_SPEC"];
-
 /// Reads criteria in Backstage's grammar (reference §C.3); errors name the path (`at`).
-/// Conditions may carry `resourceType`, which must be `catalog-entity`.
+/// Conditions may carry `resourceType`, which must be their rule's.
 pub fn criteria(value: &Value, at: &str) -> Result<Criteria, String> {
     let Value::Object(fields) = value else { return Err(format!("{at}: expected a mapping")) };
     if let Some(items) = fields.get("allOf").or_else(|| fields.get("anyOf")) {
@@ -189,35 +295,24 @@ pub fn criteria(value: &Value, at: &str) -> Result<Criteria, String> {
         return Ok(Criteria::Not(Box::new(criteria(inner, &format!("{at}.not"))?)));
     }
     let rule = fields.get("rule").and_then(Value::as_str).ok_or_else(|| format!("{at}.rule: required"))?;
-    if !RULES.contains(&rule) {
-        return Err(format!("{at}.rule: unknown rule {rule:?}; expected one of {}", RULES.join(", ")));
-    }
+    let Some(info) = rule_info(rule) else {
+        let names: Vec<&str> = RULES.iter().map(|rule| rule.name).collect();
+        return Err(format!("{at}.rule: unknown rule {rule:?}; expected one of {}", names.join(", ")));
+    };
     if let Some(kind) = fields.get("resourceType") {
-        if kind.as_str() != Some("catalog-entity") {
-            return Err(format!("{at}.resourceType: expected \"catalog-entity\""));
+        if kind.as_str() != Some(info.resource_type) {
+            return Err(format!("{at}.resourceType: {rule} applies to {:?}", info.resource_type));
         }
     }
     let params = match fields.get("params").cloned().unwrap_or(Value::Null) {
         // Older releases sent params positionally, in the order of each rule's schema.
-        Value::Array(items) => positional_params(rule, items),
+        Value::Array(items) => {
+            let named = info.positional.iter().map(|name| (*name).to_owned()).zip(items);
+            Value::Object(named.collect())
+        }
         params => params,
     };
     Ok(Criteria::Rule { rule: rule.to_owned(), params })
-}
-
-fn positional_params(rule: &str, items: Vec<Value>) -> Value {
-    let names: &[&str] = match rule {
-        "HAS_ANNOTATION" => &["annotation", "value"],
-        "HAS_LABEL" => &["label"],
-        "HAS_METADATA" | "HAS_SPEC" => &["key", "value"],
-        "IS_ENTITY_KIND" => &["kinds"],
-        _ => &["claims"],
-    };
-    let mut params = serde_json::Map::new();
-    for (name, item) in names.iter().zip(items) {
-        params.insert((*name).to_owned(), item);
-    }
-    Value::Object(params)
 }
 
 impl Criteria {
@@ -280,6 +375,17 @@ impl Criteria {
         }
     }
 
+    /// The names of the rules the criteria use.
+    fn rule_names(&self) -> Vec<&str> {
+        match self {
+            Criteria::AllOf(items) | Criteria::AnyOf(items) => {
+                items.iter().flat_map(Criteria::rule_names).collect()
+            }
+            Criteria::Not(inner) => inner.rule_names(),
+            Criteria::Rule { rule, .. } => vec![rule.as_str()],
+        }
+    }
+
     /// The criteria in Backstage's wire form (object params, `resourceType` on each condition).
     pub fn to_json(&self) -> Value {
         match self {
@@ -291,7 +397,8 @@ impl Criteria {
             }
             Criteria::Not(inner) => serde_json::json!({ "not": inner.to_json() }),
             Criteria::Rule { rule, params } => {
-                let mut condition = serde_json::json!({ "rule": rule, "resourceType": "catalog-entity" });
+                let resource_type = rule_info(rule).map_or("catalog-entity", |info| info.resource_type);
+                let mut condition = serde_json::json!({ "rule": rule, "resourceType": resource_type });
                 if !params.is_null() {
                     condition["params"] = params.clone();
                 }
@@ -380,7 +487,7 @@ rules:
     decision:
       conditions: { rule: IS_ENTITY_OWNER }
   - description: everyone runs software templates
-    permissions: [scaffolder.task.create, scaffolder.task.cancel, scaffolder.action.execute]
+    permissions: [scaffolder.task.create, scaffolder.task.cancel, scaffolder.action.execute, scaffolder.template.management]
     decision: allow
 "#;
 
@@ -412,9 +519,26 @@ impl Policy {
             let decision = match item.get("decision") {
                 Some(Value::String(text)) if text.eq_ignore_ascii_case("allow") => Decision::Allow,
                 Some(Value::String(text)) if text.eq_ignore_ascii_case("deny") => Decision::Deny,
-                Some(Value::Object(fields)) if fields.contains_key("conditions") => Decision::Conditional(
-                    criteria(&fields["conditions"], &format!("{at}.decision.conditions"))?,
-                ),
+                Some(Value::Object(fields)) if fields.contains_key("conditions") => {
+                    let at = format!("{at}.decision.conditions");
+                    let parsed = criteria(&fields["conditions"], &at)?;
+                    let permissions = strings(item.get("permissions"), "")?;
+                    let mut types = strings(item.get("resourceTypes"), "")?;
+                    types.extend(
+                        permissions.iter().filter_map(|name| by_name(name)?.resource_type.map(str::to_owned)),
+                    );
+                    if !types.is_empty() {
+                        if let Some(rule) = parsed.rule_names().into_iter().find(|rule| {
+                            rule_info(rule).is_some_and(|info| !types.iter().any(|t| t == info.resource_type))
+                        }) {
+                            return Err(format!(
+                                "{at}: {rule} does not apply to the rule's resource type ({})",
+                                types.join(", ")
+                            ));
+                        }
+                    }
+                    Decision::Conditional(parsed)
+                }
                 _ => return Err(format!("{at}.decision: expected allow, deny or {{conditions: …}}")),
             };
             rules.push(Rule {
@@ -471,6 +595,18 @@ fn lookup<'a>(entity: &'a Value, prefix: &str, key: &str) -> Option<&'a Value> {
     let mut current = entity.get(prefix)?;
     for part in key.split('.') {
         current = current.get(part)?;
+    }
+    Some(current)
+}
+
+/// A value by a lodash-style path (`a.b`, `list[0].name`).
+fn property<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    for part in path.split(['.', '[', ']']).filter(|part| !part.is_empty()) {
+        current = match current {
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            other => other.get(part)?,
+        };
     }
     Some(current)
 }
@@ -532,6 +668,47 @@ pub fn satisfies(criteria: &Criteria, entity: &Value, identity: &Identity) -> bo
                 let prefix = if rule == "HAS_METADATA" { "metadata" } else { "spec" };
                 let key = params.get("key").and_then(Value::as_str).unwrap_or("");
                 matches_value(lookup(entity, prefix, key), params.get("value"))
+            }
+            // Scaffolder resources: a parameter page or step, `{action, input}`, `{createdBy}`.
+            "HAS_TAG" => {
+                let tag = params.get("tag").and_then(Value::as_str).unwrap_or("");
+                entity
+                    .get("backstage:permissions")
+                    .and_then(|permissions| permissions.get("tags"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|tags| tags.iter().any(|item| item.as_str() == Some(tag)))
+            }
+            "HAS_ACTION_ID" => {
+                let id = params.get("actionId").and_then(Value::as_str);
+                id.is_some() && entity.get("action").and_then(Value::as_str) == id
+            }
+            "HAS_PROPERTY" | "HAS_BOOLEAN_PROPERTY" | "HAS_NUMBER_PROPERTY" | "HAS_STRING_PROPERTY" => {
+                let key = params.get("key").and_then(Value::as_str).unwrap_or("");
+                let found = entity.get("input").and_then(|input| property(input, key));
+                let typed = |value: &Value| match rule.as_str() {
+                    "HAS_BOOLEAN_PROPERTY" => value.is_boolean(),
+                    "HAS_NUMBER_PROPERTY" => value.is_number(),
+                    "HAS_STRING_PROPERTY" => value.is_string(),
+                    _ => !value.is_null(),
+                };
+                match (found, params.get("value")) {
+                    (Some(Value::Array(items)), Some(wanted)) if !wanted.is_null() => {
+                        items.iter().any(|item| item == wanted)
+                    }
+                    (Some(found), Some(wanted)) if !wanted.is_null() => typed(found) && found == wanted,
+                    (Some(found), _) => typed(found),
+                    (None, _) => false,
+                }
+            }
+            "IS_TASK_OWNER" => {
+                let creator = entity.get("createdBy").and_then(Value::as_str).unwrap_or("");
+                !creator.is_empty()
+                    && params.get("createdBy").and_then(Value::as_array).is_some_and(|owners| {
+                        owners
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .any(|owner| owner.eq_ignore_ascii_case(creator))
+                    })
             }
             _ => false,
         },
@@ -602,6 +779,67 @@ mod tests {
         assert!(!check(
             json!({ "rule": "IS_ENTITY_OWNER", "params": { "claims": ["group:default/other"] } })
         ));
+    }
+
+    #[test]
+    fn scaffolder_rules_meet_pages_steps_actions_and_tasks() {
+        let check = |criteria: Value, resource: Value| {
+            satisfies(&super::criteria(&criteria, "c").unwrap(), &resource, &jane())
+        };
+        let tagged = json!({ "title": "x", "backstage:permissions": { "tags": ["admin"] } });
+        assert!(check(json!({ "rule": "HAS_TAG", "params": { "tag": "admin" } }), tagged.clone()));
+        assert!(!check(json!({ "rule": "HAS_TAG", "params": { "tag": "ops" } }), tagged));
+        assert!(!check(json!({ "rule": "HAS_TAG", "params": ["admin"] }), json!({ "title": "untagged" })));
+        let action = json!({ "action": "publish:github", "input": { "repoUrl": "github.com?owner=o&repo=r",
+            "private": true, "settings": { "retries": 3 }, "topics": ["a", "b"] } });
+        assert!(check(
+            json!({ "rule": "HAS_ACTION_ID", "params": { "actionId": "publish:github" } }),
+            action.clone()
+        ));
+        assert!(!check(
+            json!({ "rule": "HAS_ACTION_ID", "params": { "actionId": "fs:delete" } }),
+            action.clone()
+        ));
+        let property = |rule: &str, key: &str, value: Option<Value>| {
+            let mut params = json!({ "key": key });
+            if let Some(value) = value {
+                params["value"] = value;
+            }
+            check(json!({ "rule": rule, "params": params }), action.clone())
+        };
+        assert!(property("HAS_BOOLEAN_PROPERTY", "private", Some(json!(true))));
+        assert!(!property("HAS_BOOLEAN_PROPERTY", "private", Some(json!(false))));
+        assert!(!property("HAS_STRING_PROPERTY", "private", None), "the type must match");
+        assert!(property("HAS_NUMBER_PROPERTY", "settings.retries", Some(json!(3))));
+        assert!(property("HAS_STRING_PROPERTY", "repoUrl", None));
+        assert!(property("HAS_PROPERTY", "topics[1]", Some(json!("b"))));
+        assert!(property("HAS_PROPERTY", "topics", Some(json!("a"))), "arrays match by element");
+        assert!(!property("HAS_PROPERTY", "missing", None));
+        let owner = json!({ "rule": "IS_TASK_OWNER", "params": { "createdBy": ["user:default/jane"] } });
+        assert!(check(owner.clone(), json!({ "createdBy": "user:default/Jane" })));
+        assert!(!check(owner.clone(), json!({ "createdBy": "user:default/joe" })));
+        assert!(!check(owner, json!({ "createdBy": null })));
+        // The wire form names each rule's own resource type.
+        let wire =
+            super::criteria(&json!({ "rule": "HAS_TAG", "params": { "tag": "x" } }), "c").unwrap().to_json();
+        assert_eq!(wire["resourceType"], "scaffolder-template");
+    }
+
+    #[test]
+    fn conditions_must_fit_the_rules_resource_type() {
+        let error = Policy::from_value(&json!({ "rules": [{ "permissions": ["catalog.entity.delete"],
+            "decision": { "conditions": { "rule": "HAS_TAG", "params": { "tag": "x" } } } }] }))
+        .unwrap_err();
+        assert!(error.starts_with("rules[0].decision.conditions: HAS_TAG does not apply"), "{error}");
+        let error = super::criteria(
+            &json!({ "rule": "HAS_TAG", "resourceType": "catalog-entity", "params": { "tag": "x" } }),
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(error, "c.resourceType: HAS_TAG applies to \"scaffolder-template\"");
+        assert!(Policy::from_value(&json!({ "rules": [{ "permissions": ["scaffolder.task.read"],
+            "decision": { "conditions": { "rule": "IS_TASK_OWNER", "params": { "createdBy": [] } } } }] }))
+        .is_ok());
     }
 
     #[test]

@@ -342,6 +342,28 @@ impl EventSink for MemorySink {
     }
 }
 
+/// `scaffolder.action.execute` for a task's initiator: conditions (`HAS_ACTION_ID`,
+/// `HAS_*_PROPERTY`) are met by `{action, input}`.
+#[derive(Debug)]
+struct TaskGuard {
+    decision: permission::Decision,
+    identity: Identity,
+}
+
+impl portico_scaffolder::action::ActionGuard for TaskGuard {
+    fn allows(&self, action: &str, input: &Value) -> Result<(), String> {
+        let resource = json!({ "action": action, "input": input });
+        if self.decision.allows(&resource, &self.identity) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} is not allowed to scaffolder.action.execute with this input",
+                self.identity.actor()
+            ))
+        }
+    }
+}
+
 const LOST_WORKER: &str = "The task was cancelled because the task worker lost connection to the task broker";
 
 impl App {
@@ -349,12 +371,30 @@ impl App {
         &self.scaffolder
     }
 
-    /// The readable Template entity with this ref.
+    /// The readable Template entity with this ref, without the parameter pages and steps the
+    /// caller may not read (`scaffolder.template.parameter.read` and `.step.read`, whose
+    /// conditions `HAS_TAG` meet through `backstage:permissions.tags`): refused pages are not
+    /// asked for and refused steps do not run.
     pub fn template(&self, identity: &Identity, entity_ref: &str) -> Result<Template, Error> {
         let entity = self
             .readable_entity(identity, &entity_ref.to_lowercase())
             .ok_or_else(|| Error::NotFound(format!("No template found for {entity_ref}")))?;
-        Template::from_entity(&entity).map_err(|error| Error::Input(error.to_string()))
+        let mut template = Template::from_entity(&entity).map_err(|error| Error::Input(error.to_string()))?;
+        let pages = self.decision(identity, permission::TEMPLATE_PARAMETER_READ);
+        template.pages.retain(|page| pages.allows(page, identity));
+        let steps = self.decision(identity, permission::TEMPLATE_STEP_READ);
+        template.steps.retain(|step| {
+            let resource = serde_json::to_value(step).unwrap_or(Value::Null);
+            steps.allows(&resource, identity)
+        });
+        Ok(template)
+    }
+
+    /// Whether the caller may read (or, with `TASK_CANCEL`, cancel) this task: conditions
+    /// (`IS_TASK_OWNER`) are met by its creator.
+    fn may_on_task(&self, identity: &Identity, permission: permission::Permission, row: &TaskRow) -> bool {
+        let resource = json!({ "createdBy": row.created_by });
+        self.decision(identity, permission).allows(&resource, identity)
     }
 
     /// `POST /v2/tasks`: validates the values and queues a run. Evaluates to the task id.
@@ -397,32 +437,55 @@ impl App {
         }
     }
 
+    /// A task the caller may read; one they may not read is not found, as in Backstage.
     pub async fn task(&self, identity: &Identity, task_id: &str) -> Result<TaskView, Error> {
-        self.check(identity, permission::TASK_READ, None)?;
+        let decision = self.decision(identity, permission::TASK_READ);
+        if decision == permission::Decision::Deny {
+            self.check(identity, permission::TASK_READ, None)?;
+        }
         let row = self
             .store
             .task(task_id)
             .await?
+            .filter(|row| self.may_on_task(identity, permission::TASK_READ, row))
             .ok_or_else(|| Error::NotFound(format!("Task with id {task_id} does not exist")))?;
         let spec = serde_json::from_str(&row.spec).unwrap_or(Value::Null);
         Ok(TaskView { row, spec })
     }
 
+    /// Tasks matching the query that the caller may read, and how many there are.
     pub async fn list_tasks(
         &self,
         identity: &Identity,
         query: &TaskQuery,
     ) -> Result<(Vec<TaskView>, i64), Error> {
-        self.check(identity, permission::TASK_READ, None)?;
-        let (rows, total) = self.store.list_tasks(query).await?;
-        let views = rows
-            .into_iter()
-            .map(|row| {
-                let spec = serde_json::from_str(&row.spec).unwrap_or(Value::Null);
-                TaskView { row, spec }
-            })
-            .collect();
-        Ok((views, total))
+        let view = |row: TaskRow| {
+            let spec = serde_json::from_str(&row.spec).unwrap_or(Value::Null);
+            TaskView { row, spec }
+        };
+        match self.decision(identity, permission::TASK_READ) {
+            permission::Decision::Deny => {
+                self.check(identity, permission::TASK_READ, None)?;
+                Ok((Vec::new(), 0))
+            }
+            permission::Decision::Allow => {
+                let (rows, total) = self.store.list_tasks(query).await?;
+                Ok((rows.into_iter().map(view).collect(), total))
+            }
+            // Conditions are met task by task, so the page is cut after filtering.
+            conditional => {
+                let unpaged = TaskQuery { limit: None, offset: None, ..query.clone() };
+                let (rows, _) = self.store.list_tasks(&unpaged).await?;
+                let readable: Vec<TaskRow> = rows
+                    .into_iter()
+                    .filter(|row| conditional.allows(&json!({ "createdBy": row.created_by }), identity))
+                    .collect();
+                let total = readable.len() as i64;
+                let offset = query.offset.unwrap_or(0).max(0) as usize;
+                let limit = query.limit.map_or(usize::MAX, |limit| limit.max(0) as usize);
+                Ok((readable.into_iter().skip(offset).take(limit).map(view).collect(), total))
+            }
+        }
     }
 
     pub async fn task_events(
@@ -438,7 +501,12 @@ impl App {
     /// `POST /v2/tasks/:id/cancel`.
     pub async fn cancel_task(&self, identity: &Identity, task_id: &str) -> Result<(), Error> {
         let task = self.task(identity, task_id).await?;
-        self.check(identity, permission::TASK_CANCEL, None)?;
+        if !self.may_on_task(identity, permission::TASK_CANCEL, &task.row) {
+            return Err(Error::NotAllowed(format!(
+                "{} is not allowed to scaffolder.task.cancel on task {task_id}",
+                identity.actor()
+            )));
+        }
         let events = self.store.task_events(task_id, 0).await?;
         let step = events
             .iter()
@@ -542,6 +610,10 @@ impl App {
         let options = &self.scaffolder.options;
         Services {
             catalog: Arc::new(TaskCatalog { app: Arc::downgrade(self), identity: identity.clone() }),
+            guard: Arc::new(TaskGuard {
+                decision: self.decision(identity, permission::ACTION_EXECUTE),
+                identity: identity.clone(),
+            }),
             integrations: options.integrations.clone(),
             git_author: options.git_author.clone(),
             commit_message: options.commit_message.clone(),
@@ -738,7 +810,9 @@ impl App {
             },
             None => Identity::Anonymous,
         };
-        if !spec.steps.is_empty() {
+        // A refusal outright fails before the first step; conditions are met step by step.
+        let refused = self.decision(&identity, permission::ACTION_EXECUTE) == permission::Decision::Deny;
+        if !spec.steps.is_empty() && refused {
             if let Err(error) = self.check(&identity, permission::ACTION_EXECUTE, None) {
                 let action = &spec.steps[0].action;
                 return Err(RunFailure {

@@ -66,10 +66,29 @@ pub trait CatalogService: Send + Sync + fmt::Debug {
     async fn entity(&self, entity_ref: &str) -> Result<Option<Value>, String>;
 }
 
+/// Decides whether the initiator may run an action with a rendered input
+/// (`scaffolder.action.execute`, checked for every run of every step).
+pub trait ActionGuard: Send + Sync + fmt::Debug {
+    /// `Err` explains the refusal.
+    fn allows(&self, action: &str, input: &Value) -> Result<(), String>;
+}
+
+/// A guard that allows everything (no permission policy).
+#[derive(Debug, Default)]
+pub struct AllowAll;
+
+impl ActionGuard for AllowAll {
+    fn allows(&self, _action: &str, _input: &Value) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Everything outside the workspace an action may use, set up per task for its initiator.
 #[derive(Debug, Clone)]
 pub struct Services {
     pub catalog: Arc<dyn CatalogService>,
+    /// Which actions the initiator may run, with which inputs.
+    pub guard: Arc<dyn ActionGuard>,
     pub integrations: Vec<Integration>,
     /// `scaffolder.defaultAuthor` and `scaffolder.defaultCommitMessage`.
     pub git_author: (String, String),

@@ -146,6 +146,9 @@ impl Runner {
                     problems.join("; ")
                 )));
             }
+            if let Err(reason) = run.services.guard.allows(&step.action, &input) {
+                return Err(StepError::Failed(format!("Unauthorized action: {}. {reason}", step.action)));
+            }
             // Strings that change when rendered without secrets carry a secret: redact them too.
             let public =
                 self.renderer.render_value(&step.input, &self.context(run, outputs, each.as_ref(), false));

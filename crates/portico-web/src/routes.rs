@@ -77,6 +77,10 @@ pub fn router(app: Arc<App>, ui: portico_ui::UiOptions, auth: Arc<portico_auth::
         .route("/v2/dry-run", post(scaffolder::dry_run))
         .route("/v2/templating-extensions", get(scaffolder::templating_extensions))
         .route("/.backstage/auth/v1/cookie", crate::api::auth::cookie_route("scaffolder"))
+        .route(
+            "/.well-known/backstage/permissions/metadata",
+            get(crate::api::permission::scaffolder_metadata),
+        )
         .with_state(app.clone());
     let api = Router::new()
         .nest("/api/catalog", catalog)

@@ -55,6 +55,7 @@ impl Events {
 
 fn services() -> Services {
     Services {
+        guard: Arc::new(crate::action::AllowAll),
         catalog: Arc::new(Catalog),
         integrations: Vec::new(),
         git_author: ("Scaffolder".into(), "scaffolder@backstage.io".into()),

@@ -949,3 +949,131 @@ fn software_templates_run_only_as_far_as_the_policy_allows() {
         .unwrap();
     assert_eq!(cancel.status(), 403);
 }
+
+#[test]
+fn template_pages_steps_actions_and_tasks_follow_the_policys_conditions() {
+    let workspace = Workspace::new();
+    let template = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: tagged
+spec:
+  type: service
+  parameters:
+    - title: Everyone
+      properties:
+        message: { type: string }
+    - title: Admins
+      backstage:permissions: { tags: [admin] }
+      required: [budget]
+      properties:
+        budget: { type: number }
+  steps:
+    - id: say
+      action: debug:log
+      input: { message: "${{ parameters.message }}" }
+    - id: audit
+      action: debug:log
+      backstage:permissions: { tags: [admin] }
+      input: { message: only for admins }
+"#;
+    workspace.write("catalog.yaml", &format!("{CATALOG}---\n{template}"));
+    workspace.write(
+        "policy.yaml",
+        r#"rules:
+  - description: pages and steps tagged admin are for admins only
+    permissions: [scaffolder.template.parameter.read, scaffolder.template.step.read]
+    decision: { conditions: { not: { rule: HAS_TAG, params: { tag: admin } } } }
+  - description: people see and cancel their own tasks
+    permissions: [scaffolder.task.read, scaffolder.task.cancel]
+    decision: { conditions: { rule: IS_TASK_OWNER, params: { createdBy: [user:default/jane] } } }
+  - description: only debug:log, and never with the message "forbidden"
+    permissions: [scaffolder.action.execute]
+    decision:
+      conditions:
+        allOf:
+          - { rule: HAS_ACTION_ID, params: { actionId: "debug:log" } }
+          - not: { rule: HAS_STRING_PROPERTY, params: { key: message, value: forbidden } }
+  - description: reads
+    actions: [read]
+    decision: allow
+  - description: tasks
+    permissions: [scaffolder.task.create]
+    decision: allow
+"#,
+    );
+    let port = free_port();
+    write_config(&workspace, port, "permission:\n  enabled: true\n  policy: policy.yaml\n");
+    let server = Server::start(workspace.path(), port, &[]);
+    let (_, session) = guest_token(&server);
+    let token = session["backstageIdentity"]["token"].as_str().expect("token").to_owned();
+    server.wait_for("the template", |server| {
+        let (status, _) =
+            get_with(server, "/api/catalog/entities/by-name/template/default/tagged", Some(&token));
+        (status == 200).then_some(())
+    });
+
+    // The admins' page is not asked for, and its required field is not required of jane.
+    let (status, schema) = get_with(
+        &server,
+        "/api/scaffolder/v2/templates/default/template/tagged/parameter-schema",
+        Some(&token),
+    );
+    assert_eq!(status, 200);
+    let titles: Vec<&str> =
+        schema["steps"].as_array().expect("pages").iter().filter_map(|page| page["title"].as_str()).collect();
+    assert_eq!(titles, ["Everyone"]);
+    let create = |values: Value, bearer: &str| {
+        let body = json!({ "templateRef": "template:default/tagged", "values": values });
+        let response = server
+            .client
+            .post(format!("{}/api/scaffolder/v2/tasks", server.base))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+            .expect("create");
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().expect("json")["id"].as_str().expect("id").to_owned()
+    };
+    let ended = |id: &str| {
+        server.wait_for("the run to end", |server| {
+            let (_, task) = get_with(server, &format!("/api/scaffolder/v2/tasks/{id}"), Some(STATIC_TOKEN));
+            matches!(task["status"].as_str(), Some("completed" | "failed")).then_some(task)
+        })
+    };
+
+    // The admins' step is not stored with the task and does not run.
+    let allowed = create(json!({ "message": "hello" }), &token);
+    let task = ended(&allowed);
+    assert_eq!(task["status"], "completed", "{task}");
+    let steps: Vec<&str> =
+        task["spec"]["steps"].as_array().expect("steps").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(steps, ["say"]);
+
+    // An input the conditions refuse fails the step, naming the action.
+    let refused = create(json!({ "message": "forbidden" }), &token);
+    assert_eq!(ended(&refused)["status"], "failed");
+    let (_, events) = get_with(&server, &format!("/api/scaffolder/v2/tasks/{refused}/events"), Some(&token));
+    let last = events.as_array().expect("events").last().expect("completion").clone();
+    let message = last["body"]["error"]["message"].as_str().unwrap_or("");
+    assert!(message.starts_with("Unauthorized action: debug:log."), "{message}");
+
+    // A trusted service is asked for every page (the budget is required there), and a task
+    // jane did not create is neither listed nor found for her.
+    let foreign = create(json!({ "message": "from a service", "budget": 5 }), STATIC_TOKEN);
+    ended(&foreign);
+    let (status, _) = get_with(&server, &format!("/api/scaffolder/v2/tasks/{foreign}"), Some(&token));
+    assert_eq!(status, 404);
+    let (_, list) = get_with(&server, "/api/scaffolder/v2/tasks?limit=1", Some(&token));
+    assert_eq!(list["totalTasks"], 2, "{list}");
+    assert_eq!(list["tasks"].as_array().expect("tasks").len(), 1);
+    let (_, all) = get_with(&server, "/api/scaffolder/v2/tasks", Some(STATIC_TOKEN));
+    assert_eq!(all["totalTasks"], 3);
+
+    // The scaffolder's permissions and rules are listed for permission backends.
+    let (_, metadata) =
+        get_with(&server, "/api/scaffolder/.well-known/backstage/permissions/metadata", Some(STATIC_TOKEN));
+    let rules: Vec<&str> =
+        metadata["rules"].as_array().expect("rules").iter().filter_map(|r| r["name"].as_str()).collect();
+    assert!(rules.contains(&"HAS_TAG") && rules.contains(&"IS_TASK_OWNER"), "{metadata}");
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
+use portico_app::permission::TEMPLATE_MANAGEMENT;
 use portico_app::query::{OrderField, QueryFilter, QueryRequest, SortOrder};
 use portico_scaffolder::template::Template;
 use serde_json::{json, Map, Value};
@@ -550,6 +551,9 @@ fn editor_page(ui: &Ui, chrome: &Chrome, input: &EditorForm, result: Option<Mark
 }
 
 pub(crate) async fn editor(State(ui): State<Ui>, chrome: Chrome) -> Response {
+    if let Err(error) = ui.app.check(&chrome.identity, TEMPLATE_MANAGEMENT, None) {
+        return crate::pages::error_page(&ui, &chrome, &error);
+    }
     editor_page(&ui, &chrome, &EditorForm::default(), None)
 }
 
@@ -572,6 +576,9 @@ pub(crate) async fn editor_run(
     chrome: Chrome,
     axum::Form(input): axum::Form<EditorForm>,
 ) -> Response {
+    if let Err(error) = ui.app.check(&chrome.identity, TEMPLATE_MANAGEMENT, None) {
+        return crate::pages::error_page(&ui, &chrome, &error);
+    }
     let failure = |message: String| html! { p.error-message role="alert" { (message) } };
     let (documents, problems) = portico_catalog::descriptor::parse_descriptor(&input.template);
     if let Some(problem) = problems.first() {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use portico_app::identity::Identity;
-use portico_app::permission::{ALL, RULE_METADATA};
+use portico_app::permission::{ALL, RULES};
 use portico_app::{App, Authorization};
 use serde_json::{json, Value};
 
@@ -112,12 +112,23 @@ pub(crate) async fn apply_conditions(
     Ok(json_response(StatusCode::OK, json!({ "items": answers }).to_string()))
 }
 
-/// `GET metadata`: the catalog's permissions and rules with their params' JSON Schemas.
+/// `GET metadata` of the catalog: its permissions and rules with their params' JSON Schemas.
 pub(crate) async fn metadata(Extension(identity): Extension<Identity>) -> Result<Response, ApiError> {
-    service_only(&identity)?;
+    plugin_metadata(&identity, "catalog.", "catalog-")
+}
+
+/// `GET metadata` of the scaffolder.
+pub(crate) async fn scaffolder_metadata(
+    Extension(identity): Extension<Identity>,
+) -> Result<Response, ApiError> {
+    plugin_metadata(&identity, "scaffolder.", "scaffolder-")
+}
+
+fn plugin_metadata(identity: &Identity, prefix: &str, resource_prefix: &str) -> Result<Response, ApiError> {
+    service_only(identity)?;
     let permissions: Vec<Value> = ALL
         .iter()
-        .filter(|permission| permission.name.starts_with("catalog."))
+        .filter(|permission| permission.name.starts_with(prefix))
         .map(|permission| {
             let mut value = json!({
                 "type": if permission.resource_type.is_some() { "resource" } else { "basic" },
@@ -133,14 +144,15 @@ pub(crate) async fn metadata(Extension(identity): Extension<Identity>) -> Result
             value
         })
         .collect();
-    let rules: Vec<Value> = RULE_METADATA
+    let rules: Vec<Value> = RULES
         .iter()
-        .map(|(name, description, schema)| {
+        .filter(|rule| rule.resource_type.starts_with(resource_prefix))
+        .map(|rule| {
             json!({
-                "name": name,
-                "description": description,
-                "resourceType": "catalog-entity",
-                "paramsSchema": serde_json::from_str::<Value>(schema).unwrap_or(Value::Null),
+                "name": rule.name,
+                "description": rule.description,
+                "resourceType": rule.resource_type,
+                "paramsSchema": serde_json::from_str::<Value>(rule.params_schema).unwrap_or(Value::Null),
             })
         })
         .collect();
