@@ -16,7 +16,7 @@ use portico_scaffolder::render::{Integration, Renderer};
 use portico_scaffolder::run::{Run, RunFailure, Runner};
 use portico_scaffolder::template::{TaskSpec, TaskUser, Template};
 use portico_store::{TaskEventRow, TaskQuery, TaskRow};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::identity::Identity;
@@ -323,12 +323,31 @@ impl CatalogService for TaskCatalog {
     }
 }
 
-/// Sends a run's log events to the store, in order, through one writer task.
-struct ChannelSink(tokio::sync::mpsc::UnboundedSender<Value>);
+/// What a run tells its writer task.
+enum Note {
+    Log(Value),
+    /// A step finished with these outputs: recorded in the task's state for a retry.
+    Step(String, Value),
+}
+
+/// Sends a run's log events and finished steps to the store, in order, through one writer
+/// task. Outputs that hold a secret are not recorded (their step runs again on a retry).
+struct ChannelSink {
+    sender: tokio::sync::mpsc::UnboundedSender<Note>,
+    secrets: Vec<String>,
+}
 
 impl EventSink for ChannelSink {
     fn log(&self, body: Value) {
-        let _ = self.0.send(body);
+        let _ = self.sender.send(Note::Log(body));
+    }
+
+    fn step_finished(&self, step_id: &str, outputs: &Value) {
+        let text = outputs.to_string();
+        if self.secrets.iter().any(|secret| !secret.is_empty() && text.contains(secret.as_str())) {
+            return;
+        }
+        let _ = self.sender.send(Note::Step(step_id.to_owned(), outputs.clone()));
     }
 }
 
@@ -595,6 +614,7 @@ impl App {
             dry_run: true,
             cancel: CancellationToken::new(),
             services: self.task_services(identity),
+            finished: Map::new(),
         };
         let result = self.scaffolder.runner.run(run, &sink).await;
         let output = match result {
@@ -634,6 +654,7 @@ impl App {
         // On SQLite this is the only server: whatever ran before it was interrupted.
         let stale = if self.store.is_postgres() { options.stale_timeout } else { Duration::ZERO };
         self.recover_tasks(stale).await;
+        self.prune_workspaces().await;
         let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         let mut janitor = tokio::time::interval(options.stale_timeout.max(Duration::from_secs(5)));
@@ -694,6 +715,31 @@ impl App {
         }
     }
 
+    /// Removes the workspaces that failed runs left for a retry once their task ended more
+    /// than a week ago or completed since (at start and after each completed run). Only directories named after a stored task are
+    /// touched, as the working directory may be shared (the system's temporary directory).
+    async fn prune_workspaces(&self) {
+        const KEPT_FOR_MS: i64 = 7 * 24 * 3600 * 1000;
+        let Ok(entries) = std::fs::read_dir(&self.scaffolder.options.working_directory) else { return };
+        let now = portico_store::now_millis();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if uuid::Uuid::parse_str(&name).is_err() || !entry.path().is_dir() {
+                continue;
+            }
+            let Ok(Some(task)) = self.store.task(&name).await else { continue };
+            let ended_long_ago = task.last_heartbeat_at.unwrap_or(task.created_at) < now - KEPT_FOR_MS;
+            let done = match task.status.as_str() {
+                "completed" => true,
+                "failed" | "cancelled" => ended_long_ago,
+                _ => false,
+            };
+            if done {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
     /// Heartbeats for this server's runs, and cancellation asked for through another replica.
     async fn beat(&self) {
         let ids: Vec<String> = self.scaffolder.running.lock().keys().cloned().collect();
@@ -732,17 +778,46 @@ impl App {
         if cancelled {
             cancel.cancel();
         }
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        // A retry starts after the steps an earlier run finished, in the workspace it left;
+        // without that workspace (another replica ran it, or it was cleaned up) every step
+        // runs again.
+        let workspace = self.scaffolder.options.working_directory.join(&task_id);
+        let mut state: Value = claimed
+            .task
+            .state
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        let earlier = state.get("steps").and_then(Value::as_object).cloned().unwrap_or_default();
+        let finished = if workspace.is_dir() { earlier.clone() } else { Map::new() };
+        state["steps"] = Value::Object(finished.clone());
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Note>();
+        if !earlier.is_empty() && finished.is_empty() {
+            let _ = sender.send(Note::Log(json!({
+                "message": "The workspace of the earlier run is gone, so every step runs again"
+            })));
+        }
         let writer = {
             let app = self.clone();
             let task_id = task_id.clone();
             tokio::spawn(async move {
-                while let Some(body) = receiver.recv().await {
-                    if let Err(error) = app.store.append_task_event(&task_id, "log", &body.to_string()).await
-                    {
-                        tracing::warn!(%error, task = %task_id, "writing a task event failed");
+                while let Some(note) = receiver.recv().await {
+                    let written = match note {
+                        Note::Log(body) => {
+                            let written =
+                                app.store.append_task_event(&task_id, "log", &body.to_string()).await.map(drop);
+                            app.scaffolder.events.send_modify(|count| *count += 1);
+                            written
+                        }
+                        Note::Step(step_id, outputs) => {
+                            state["steps"][step_id] = outputs;
+                            app.store.save_task_state(&task_id, &state.to_string()).await
+                        }
+                    };
+                    if let Err(error) = written {
+                        tracing::warn!(%error, task = %task_id, "writing a task's progress failed");
                     }
-                    app.scaffolder.events.send_modify(|count| *count += 1);
                 }
             })
         };
@@ -751,8 +826,7 @@ impl App {
         let run = {
             let app = self.clone();
             tokio::spawn(async move {
-                let sink = ChannelSink(sender);
-                app.run_claimed(&claimed, &sink, cancel).await
+                app.run_claimed(&claimed, sender, finished, cancel).await
             })
         };
         let outcome = run.await.unwrap_or_else(|error| {
@@ -764,8 +838,16 @@ impl App {
             })
         });
         let _ = writer.await;
-        // Normally the run removed it already.
-        let _ = std::fs::remove_dir_all(self.scaffolder.options.working_directory.join(&task_id));
+        // Kept for a retry only when the run failed after finishing a step.
+        let keep = outcome.is_err()
+            && self.store.task(&task_id).await.ok().flatten().is_some_and(|task| {
+                task.state.as_deref().and_then(|text| serde_json::from_str::<Value>(text).ok()).is_some_and(
+                    |state| state.get("steps").and_then(Value::as_object).is_some_and(|steps| !steps.is_empty()),
+                )
+            });
+        if !keep {
+            let _ = std::fs::remove_dir_all(&workspace);
+        }
         let (status, body) = match outcome {
             Ok(output) => {
                 ("completed", json!({ "message": "Run completed with status: completed", "output": output }))
@@ -786,12 +868,16 @@ impl App {
         }
         self.scaffolder.running.lock().remove(&task_id);
         self.scaffolder.events.send_modify(|count| *count += 1);
+        if status == "completed" {
+            self.prune_workspaces().await;
+        }
     }
 
     async fn run_claimed(
         self: &Arc<Self>,
         claimed: &portico_store::ClaimedTask,
-        sink: &ChannelSink,
+        sender: tokio::sync::mpsc::UnboundedSender<Note>,
+        finished: Map<String, Value>,
         cancel: CancellationToken,
     ) -> Result<Value, RunFailure> {
         let failure = |message: String| RunFailure { name: "Error".to_owned(), message, cancelled: false };
@@ -823,21 +909,23 @@ impl App {
             }
         }
         let workspace = self.scaffolder.options.working_directory.join(&claimed.task.id);
-        let _ = std::fs::remove_dir_all(&workspace);
+        if finished.is_empty() {
+            let _ = std::fs::remove_dir_all(&workspace);
+        }
         std::fs::create_dir_all(&workspace)
             .map_err(|error| failure(format!("creating the workspace {}: {error}", workspace.display())))?;
+        let sink = ChannelSink { sender, secrets: self.scaffolder.runner.secret_values(&secrets) };
         let run = Run {
             task_id: &claimed.task.id,
             spec: &spec,
             secrets,
-            workspace: workspace.clone(),
+            workspace,
             dry_run: false,
             cancel,
             services: self.task_services(&identity),
+            finished,
         };
-        let result = self.scaffolder.runner.run(run, sink).await;
-        let _ = std::fs::remove_dir_all(&workspace);
-        result
+        self.scaffolder.runner.run(run, &sink).await
     }
 }
 

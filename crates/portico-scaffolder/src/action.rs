@@ -129,6 +129,9 @@ impl fmt::Debug for ScmHost {
 /// Receives a task's log events, in order.
 pub trait EventSink: Send + Sync {
     fn log(&self, body: Value);
+    /// A step ran to its end with these outputs (`{output: {...}}`), so a retry may start
+    /// after it.
+    fn step_finished(&self, _step_id: &str, _outputs: &Value) {}
 }
 
 /// A step's logger: every message goes out as a `log` event with the step id, with secret

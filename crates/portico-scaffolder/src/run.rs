@@ -29,6 +29,9 @@ pub struct Run<'a> {
     pub dry_run: bool,
     pub cancel: CancellationToken,
     pub services: Services,
+    /// Steps that finished in an earlier run of this task, with their outputs
+    /// (`{output: {...}}`): a retry starts after them, in the workspace they left.
+    pub finished: Map<String, Value>,
 }
 
 /// Runs steps with a set of actions and a renderer.
@@ -49,7 +52,22 @@ impl Runner {
         let mut last_step = None;
         for step in steps {
             last_step = Some(step);
-            if let Err(error) = self.run_step(&run, step, &mut outputs, events).await {
+            if let Some(earlier) = run.finished.get(&step.id) {
+                events.log(json!({
+                    "message": format!("Step {} finished in an earlier run; its output is reused", step.name),
+                    "stepId": step.id,
+                    "status": "completed",
+                }));
+                outputs.insert(step.id.clone(), earlier.clone());
+                continue;
+            }
+            let result = self.run_step(&run, step, &mut outputs, events).await;
+            if result.is_ok() && !run.dry_run {
+                if let Some(finished) = outputs.get(&step.id) {
+                    events.step_finished(&step.id, finished);
+                }
+            }
+            if let Err(error) = result {
                 let cancelled = matches!(error, StepError::Cancelled);
                 let message = match error {
                     StepError::Cancelled => format!(

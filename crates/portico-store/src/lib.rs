@@ -336,7 +336,8 @@ pub(crate) fn positional(text: String) -> String {
 /// statements is still small.
 pub(crate) const CHUNK: usize = 100;
 
-pub(crate) fn now_millis() -> i64 {
+/// Milliseconds since the epoch, as every timestamp column stores them.
+pub fn now_millis() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }

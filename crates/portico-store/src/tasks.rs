@@ -348,7 +348,7 @@ impl Store {
                 let now = now_millis();
                 let reopened = transaction!(self, tx => {
                     let updated = sqlx::query(
-                        "UPDATE scaffolder_tasks SET status = 'open', last_heartbeat_at = NULL
+                        "UPDATE scaffolder_tasks SET status = 'open', last_heartbeat_at = NULL, state = NULL
                          WHERE id = $1 AND status = 'processing' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < $2)",
                     )
                     .bind(&task.id)

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::{Run, Runner};
@@ -25,15 +25,21 @@ impl CatalogService for Catalog {
 }
 
 #[derive(Default)]
-struct Events(Mutex<Vec<Value>>);
+struct Events(Mutex<Vec<Value>>, Mutex<Vec<String>>);
 
 impl EventSink for Events {
     fn log(&self, body: Value) {
         self.0.lock().unwrap().push(body);
     }
+    fn step_finished(&self, step_id: &str, _outputs: &Value) {
+        self.1.lock().unwrap().push(step_id.to_owned());
+    }
 }
 
 impl Events {
+    fn finished(&self) -> Vec<String> {
+        self.1.lock().unwrap().clone()
+    }
     fn messages(&self) -> Vec<String> {
         self.0
             .lock()
@@ -102,6 +108,7 @@ async fn run_template(
         dry_run: false,
         cancel: CancellationToken::new(),
         services: services(),
+        finished: Map::new(),
     };
     let result = runner().run(run, &events).await;
     (result, events)
@@ -182,6 +189,7 @@ async fn cancelling_stops_a_waiting_step() {
         dry_run: false,
         cancel: cancel.clone(),
         services: services(),
+        finished: Map::new(),
     };
     let events = Events::default();
     let canceller = async {
@@ -194,4 +202,38 @@ async fn cancelling_stops_a_waiting_step() {
     assert!(failure.cancelled);
     assert_eq!(failure.message, "Step wait (debug:wait) of task task-2 has been cancelled.");
     assert_eq!(events.statuses("wait"), ["processing", "cancelled"]);
+}
+
+#[tokio::test]
+async fn a_retry_starts_after_the_steps_that_finished() {
+    let template = Template::from_entity(&json!({
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": { "name": "t" },
+        "spec": { "type": "service", "steps": [
+            { "id": "first", "action": "debug:log", "input": { "message": "first" } },
+            { "id": "second", "action": "debug:log", "input": { "message": "${{ steps.first.output.said }}" } },
+        ], "output": { "text": "${{ steps.first.output.said }}" } },
+    }))
+    .expect("template");
+    let spec = template.task_spec(json!({}), TaskUser::default());
+    let workspace = tempfile::tempdir().expect("workspace");
+    let events = Events::default();
+    let mut finished = Map::new();
+    finished.insert("first".into(), json!({ "output": { "said": "earlier" } }));
+    let run = Run {
+        task_id: "t1",
+        spec: &spec,
+        secrets: BTreeMap::new(),
+        workspace: workspace.path().to_owned(),
+        dry_run: false,
+        cancel: CancellationToken::new(),
+        services: services(),
+        finished,
+    };
+    let output = runner().run(run, &events).await.expect("run");
+    assert_eq!(output, json!({ "text": "earlier" }), "the earlier output is reused");
+    assert_eq!(events.statuses("first"), ["completed"]);
+    assert_eq!(events.statuses("second"), ["processing", "completed"]);
+    assert_eq!(events.finished(), ["second"], "only the step that ran is reported");
 }

@@ -273,18 +273,24 @@ fn tasks_can_be_cancelled_and_retried(database: &Database) {
     assert_eq!(events.last().expect("events").1["body"]["message"], "Run completed with status: cancelled");
     wait_status(&server, &task_id, "cancelled");
 
-    // Retry runs it again from the first step; the events that ended it are gone.
+    // Retry runs it again from the step that did not finish, in the workspace it left; the
+    // events that ended it are gone.
+    let (_, task) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}"));
+    assert_eq!(task["state"]["steps"]["hello"], json!({ "output": {} }), "{task}");
     let (status, body) = server.post(&format!("/api/scaffolder/v2/tasks/{task_id}/retry"), &json!({}));
     assert_eq!((status, body), (201, json!({ "id": task_id })));
-    server.wait_for("the retried run to reach the wait step again", |server| {
+    let events = server.wait_for("the retried run to reach the wait step again", |server| {
         let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}/events"));
-        let waits = events
+        let messages: Vec<String> = events
             .as_array()?
             .iter()
-            .filter(|event| event["body"]["message"] == "Beginning step Wait a while")
-            .count();
-        (waits == 2).then_some(())
+            .filter_map(|event| event["body"]["message"].as_str().map(str::to_owned))
+            .collect();
+        let waits = messages.iter().filter(|message| *message == "Beginning step Wait a while").count();
+        (waits == 2).then_some(messages)
     });
+    assert_eq!(events.iter().filter(|message| *message == "Beginning step debug:log").count(), 1, "{events:?}");
+    assert!(events.contains(&"Step debug:log finished in an earlier run; its output is reused".to_owned()));
     let (_, task) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}"));
     assert_eq!(task["status"], "processing");
     server.post(&format!("/api/scaffolder/v2/tasks/{task_id}/cancel"), &json!({}));
