@@ -84,6 +84,13 @@ impl Reader {
 
     /// Reads one URL as text.
     pub async fn read_url(&self, target: &str) -> Result<String, ReadError> {
+        let bytes = self.read_url_bytes(target).await?;
+        String::from_utf8(bytes)
+            .map_err(|_| ReadError::Failed(format!("Unable to read url, {target} is not UTF-8 text")))
+    }
+
+    /// Reads one URL as bytes (at most `MAX_FILE_BYTES`).
+    pub async fn read_url_bytes(&self, target: &str) -> Result<Vec<u8>, ReadError> {
         let url = Url::parse(target)
             .map_err(|error| ReadError::Failed(format!("Invalid URL {target}: {error}")))?;
         if !self.is_allowed(&url) {
@@ -118,8 +125,7 @@ impl Reader {
         if bytes.len() as u64 > MAX_FILE_BYTES {
             return Err(too_large(target));
         }
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| ReadError::Failed(format!("Unable to read url, {target} is not UTF-8 text")))
+        Ok(bytes.to_vec())
     }
 
     /// Reads one file as text.

@@ -361,6 +361,17 @@ impl EventSink for MemorySink {
     }
 }
 
+/// Skeleton files on other hosts, read under `backend.reading.allow`.
+#[derive(Debug)]
+struct AllowlistReader(crate::reader::Reader);
+
+#[async_trait::async_trait]
+impl portico_scaffolder::remote::UrlReader for AllowlistReader {
+    async fn read(&self, url: &url::Url) -> Result<Vec<u8>, String> {
+        self.0.read_url_bytes(url.as_str()).await.map_err(|error| error.to_string())
+    }
+}
+
 /// `scaffolder.action.execute` for a task's initiator: conditions (`HAS_ACTION_ID`,
 /// `HAS_*_PROPERTY`) are met by `{action, input}`.
 #[derive(Debug)]
@@ -630,6 +641,7 @@ impl App {
         let options = &self.scaffolder.options;
         Services {
             catalog: Arc::new(TaskCatalog { app: Arc::downgrade(self), identity: identity.clone() }),
+            reader: Arc::new(AllowlistReader(self.processor.reader().clone())),
             guard: Arc::new(TaskGuard {
                 decision: self.decision(identity, permission::ACTION_EXECUTE),
                 identity: identity.clone(),
@@ -805,8 +817,11 @@ impl App {
                 while let Some(note) = receiver.recv().await {
                     let written = match note {
                         Note::Log(body) => {
-                            let written =
-                                app.store.append_task_event(&task_id, "log", &body.to_string()).await.map(drop);
+                            let written = app
+                                .store
+                                .append_task_event(&task_id, "log", &body.to_string())
+                                .await
+                                .map(drop);
                             app.scaffolder.events.send_modify(|count| *count += 1);
                             written
                         }
@@ -825,9 +840,7 @@ impl App {
         // instead of leaving it `processing` with a live heartbeat forever.
         let run = {
             let app = self.clone();
-            tokio::spawn(async move {
-                app.run_claimed(&claimed, sender, finished, cancel).await
-            })
+            tokio::spawn(async move { app.run_claimed(&claimed, sender, finished, cancel).await })
         };
         let outcome = run.await.unwrap_or_else(|error| {
             tracing::error!(%error, task = %task_id, "a scaffolder run panicked");
@@ -842,7 +855,9 @@ impl App {
         let keep = outcome.is_err()
             && self.store.task(&task_id).await.ok().flatten().is_some_and(|task| {
                 task.state.as_deref().and_then(|text| serde_json::from_str::<Value>(text).ok()).is_some_and(
-                    |state| state.get("steps").and_then(Value::as_object).is_some_and(|steps| !steps.is_empty()),
+                    |state| {
+                        state.get("steps").and_then(Value::as_object).is_some_and(|steps| !steps.is_empty())
+                    },
                 )
             });
         if !keep {

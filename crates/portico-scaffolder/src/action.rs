@@ -89,6 +89,8 @@ pub struct Services {
     pub catalog: Arc<dyn CatalogService>,
     /// Which actions the initiator may run, with which inputs.
     pub guard: Arc<dyn ActionGuard>,
+    /// Plain URL reads under the reading allowlist (skeleton files on other hosts).
+    pub reader: Arc<dyn crate::remote::UrlReader>,
     pub integrations: Vec<Integration>,
     /// `scaffolder.defaultAuthor` and `scaffolder.defaultCommitMessage`.
     pub git_author: (String, String),

@@ -15,6 +15,7 @@
 pub mod action;
 mod actions;
 pub mod fetch;
+pub mod remote;
 pub mod render;
 pub mod run;
 pub mod template;

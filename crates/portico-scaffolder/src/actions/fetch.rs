@@ -1,11 +1,11 @@
 //! `fetch:plain`, `fetch:plain:file`, `fetch:template` and `fetch:template:file`.
 //!
-//! Skeletons are read from beside the template (a `file:` template location, or a dry run's
-//! uploaded directory), never from elsewhere on the machine. Remote skeletons (GitHub tree URLs
-//! and the like) need the SCM integrations, which are not built yet; asking for one is a clear
-//! error.
+//! A relative `url` resolves against the template's location (reference §5.1). Skeletons beside
+//! a `file:` template are read from disk, never from elsewhere on the machine; remote ones are
+//! downloaded first (`remote`): directories from configured GitHub and GitLab hosts, files from
+//! those or from hosts the reading allowlist lets through.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -13,33 +13,109 @@ use crate::action::{Action, ActionContext, ActionError};
 use crate::fetch::{copy_tree, template_file, template_tree, TemplateOptions};
 use crate::workspace::resolve_inside;
 
-/// Where a `url` input points on this machine (reference §5.1).
-fn local_source(context: &ActionContext<'_>, url: &str) -> Result<PathBuf, ActionError> {
+/// A skeleton (file or directory) ready on disk; a downloaded one is removed when dropped.
+struct Source {
+    path: PathBuf,
+    download: Option<PathBuf>,
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.download {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Where a `url` input points: a path beside a `file:` template, or an absolute `http(s)`
+/// URL (the `url` itself, or resolved against a template registered from a URL).
+enum Location {
+    Local(PathBuf),
+    Remote(url::Url),
+}
+
+fn locate(context: &ActionContext<'_>, url: &str) -> Result<Location, ActionError> {
     let base = context.template_info.base_url.as_deref();
-    let template_dir = base
-        .and_then(|base| url::Url::parse(base).ok())
+    let parsed_base = base.and_then(|base| url::Url::parse(base).ok());
+    let template_dir = parsed_base
+        .as_ref()
         .filter(|base| base.scheme() == "file")
         .and_then(|base| base.to_file_path().ok())
-        .and_then(|path| path.parent().map(std::path::Path::to_path_buf));
+        .and_then(|path| path.parent().map(Path::to_path_buf));
     if let Ok(absolute) = url::Url::parse(url) {
+        if matches!(absolute.scheme(), "http" | "https") {
+            return Ok(Location::Remote(absolute));
+        }
         let inside = absolute.to_file_path().ok().filter(|path| {
             absolute.scheme() == "file" && template_dir.as_ref().is_some_and(|dir| path.starts_with(dir))
         });
-        return inside.ok_or_else(|| {
+        return inside.map(Location::Local).ok_or_else(|| {
             ActionError::Input(format!(
-                "cannot fetch {url}: only skeletons next to the template can be read (remote URL readers are not available yet)"
+                "cannot fetch {url}: only skeletons next to the template, or http(s) URLs, can be read"
             ))
         });
     }
-    let Some(dir) = template_dir else {
-        return Err(match base {
-            None => ActionError::Input("Failed to fetch, template location could not be determined".to_owned()),
-            Some(base) => ActionError::Input(format!(
-                "cannot fetch {url} relative to {base}: only templates registered from files can fetch relative skeletons so far"
-            )),
-        });
-    };
-    Ok(resolve_inside(&dir, url)?)
+    if let Some(dir) = template_dir {
+        return Ok(Location::Local(resolve_inside(&dir, url)?));
+    }
+    match parsed_base.filter(|base| matches!(base.scheme(), "http" | "https")) {
+        Some(base) => {
+            // `./skeleton` beside `…/blob/main/template.yaml` is `…/blob/main/skeleton`.
+            let joined = base.join(url.trim_end_matches('/')).map_err(|error| {
+                ActionError::Input(format!("cannot resolve {url} against {base}: {error}"))
+            })?;
+            Ok(Location::Remote(joined))
+        }
+        None => Err(match base {
+            None => {
+                ActionError::Input("Failed to fetch, template location could not be determined".to_owned())
+            }
+            Some(base) => ActionError::Input(format!("cannot fetch {url} relative to {base}")),
+        }),
+    }
+}
+
+/// A directory for a download, beside the workspace.
+fn download_dir(context: &ActionContext<'_>) -> PathBuf {
+    let mut name = context.workspace.as_os_str().to_owned();
+    name.push(format!("_step-{}-fetch-{}", context.step_id, uuid_like()));
+    PathBuf::from(name)
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |time| time.subsec_nanos());
+    format!("{nanos:08x}")
+}
+
+/// The skeleton directory at `url`, on disk.
+async fn tree_source(context: &ActionContext<'_>, url: &str) -> Result<Source, ActionError> {
+    match locate(context, url)? {
+        Location::Local(path) => Ok(Source { path, download: None }),
+        Location::Remote(remote) => {
+            let dir = download_dir(context);
+            let source = Source { path: dir.clone(), download: Some(dir.clone()) };
+            let files = crate::remote::read_tree(context.services, &remote, &dir).await?;
+            context.log.info(&format!("Downloaded {files} files from {remote}"));
+            Ok(source)
+        }
+    }
+}
+
+/// The skeleton file at `url`, on disk.
+async fn file_source(context: &ActionContext<'_>, url: &str) -> Result<Source, ActionError> {
+    match locate(context, url)? {
+        Location::Local(path) => Ok(Source { path, download: None }),
+        Location::Remote(remote) => {
+            let bytes = crate::remote::read_file(context.services, &remote).await?;
+            let dir = download_dir(context);
+            let source = Source { path: dir.join("file"), download: Some(dir.clone()) };
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&source.path, bytes))
+                .map_err(|error| ActionError::failed(format!("saving {remote}: {error}")))?;
+            Ok(source)
+        }
+    }
 }
 
 fn target(context: &ActionContext<'_>, default: Option<&str>) -> Result<(String, PathBuf), ActionError> {
@@ -100,10 +176,10 @@ impl Action for Plain {
     }
     async fn run(&self, context: &mut ActionContext<'_>) -> Result<(), ActionError> {
         let url = context.required_text("url")?.to_owned();
-        let source = local_source(context, &url)?;
         let (relative, target) = target(context, Some("./"))?;
         context.log.info(&format!("Fetching plain content from {url} into {relative}"));
-        super::blocking(move || copy_tree(&source, &target).map_err(ActionError::failed)).await
+        let source = tree_source(context, &url).await?;
+        super::blocking(move || copy_tree(&source.path, &target).map_err(ActionError::failed)).await
     }
 }
 
@@ -128,15 +204,15 @@ impl Action for PlainFile {
     }
     async fn run(&self, context: &mut ActionContext<'_>) -> Result<(), ActionError> {
         let url = context.required_text("url")?.to_owned();
-        let source = local_source(context, &url)?;
         let (relative, target) = target(context, None)?;
         context.log.info(&format!("Fetching plain file from {url} into {relative}"));
+        let source = file_source(context, &url).await?;
         super::blocking(move || {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)
                     .map_err(|error| ActionError::failed(format!("creating {relative}: {error}")))?;
             }
-            std::fs::copy(&source, &target)
+            std::fs::copy(&source.path, &target)
                 .map_err(|error| ActionError::failed(format!("copying {url}: {error}")))?;
             Ok(())
         })
@@ -165,12 +241,12 @@ impl Action for Template {
         let options = TemplateOptions::from_input(&context.input)
             .map_err(|error| ActionError::Input(error.to_string()))?;
         let url = context.required_text("url")?.to_owned();
-        let source = local_source(context, &url)?;
         let (relative, target) = target(context, Some("./"))?;
         context.log.info(&format!("Fetching template content from {url} into {relative}"));
+        let source = tree_source(context, &url).await?;
         let integrations = context.services.integrations.clone();
         let written = super::blocking(move || {
-            template_tree(&source, &target, &options, &integrations).map_err(ActionError::failed)
+            template_tree(&source.path, &target, &options, &integrations).map_err(ActionError::failed)
         })
         .await?;
         context.log.info(&format!("Template result written to {relative} ({} entries)", written.len()));
@@ -201,12 +277,12 @@ impl Action for TemplateFile {
         let options = TemplateOptions::from_input(&context.input)
             .map_err(|error| ActionError::Input(error.to_string()))?;
         let url = context.required_text("url")?.to_owned();
-        let source = local_source(context, &url)?;
         let (relative, target) = target(context, None)?;
         context.log.info(&format!("Fetching template file from {url} into {relative}"));
+        let source = file_source(context, &url).await?;
         let integrations = context.services.integrations.clone();
         super::blocking(move || {
-            template_file(&source, &target, &options, &integrations).map_err(ActionError::failed)
+            template_file(&source.path, &target, &options, &integrations).map_err(ActionError::failed)
         })
         .await
     }

@@ -62,6 +62,7 @@ impl Events {
 fn services() -> Services {
     Services {
         guard: Arc::new(crate::action::AllowAll),
+        reader: Arc::new(crate::remote::NoReader),
         catalog: Arc::new(Catalog),
         integrations: Vec::new(),
         git_author: ("Scaffolder".into(), "scaffolder@backstage.io".into()),

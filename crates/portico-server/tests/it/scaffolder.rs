@@ -289,7 +289,11 @@ fn tasks_can_be_cancelled_and_retried(database: &Database) {
         let waits = messages.iter().filter(|message| *message == "Beginning step Wait a while").count();
         (waits == 2).then_some(messages)
     });
-    assert_eq!(events.iter().filter(|message| *message == "Beginning step debug:log").count(), 1, "{events:?}");
+    assert_eq!(
+        events.iter().filter(|message| *message == "Beginning step debug:log").count(),
+        1,
+        "{events:?}"
+    );
     assert!(events.contains(&"Step debug:log finished in an earlier run; its output is reused".to_owned()));
     let (_, task) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}"));
     assert_eq!(task["status"], "processing");
@@ -915,4 +919,163 @@ fn a_backstage_app_style_template_runs_as_written() {
             ("PUT".to_owned(), "/api/v3/repos/acme/starter/branches/main/protection".to_owned()),
         ]
     );
+}
+
+/// Serves skeletons as GitHub's and GitLab's APIs do (archives of a ref, raw files), with the
+/// token, and one plain file; records every path asked for.
+fn skeleton_host(
+    listener: std::net::TcpListener,
+    root: std::path::PathBuf,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::Write;
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = asked.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (head, _) = crate::support::read_http_request(&mut stream).unwrap_or_default();
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+            record.lock().expect("lock").push(path.clone());
+            let has =
+                |token: &str| head.to_ascii_lowercase().contains(&format!("authorization: bearer {token}"));
+            let file = match path.as_str() {
+                "/api/v3/repos/acme/skeletons/tarball/main" if has("ghp_recorded") => Some("github.tar.gz"),
+                "/api/v3/repos/acme/skeletons/contents/docs/NOTES.md?ref=main" if has("ghp_recorded") => {
+                    Some("NOTES.md")
+                }
+                "/api/v4/projects/acme%2Fskeletons/repository/archive.tar.gz?sha=main&path=service"
+                    if has("glpat_recorded") =>
+                {
+                    Some("gitlab.tar.gz")
+                }
+                "/plain/LICENSE" => Some("LICENSE"),
+                _ => None,
+            };
+            let (status, body) = match file.and_then(|file| std::fs::read(root.join(file)).ok()) {
+                Some(body) => (200, body),
+                None => (404, b"not found".to_vec()),
+            };
+            let head =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    asked
+}
+
+#[test]
+fn skeletons_are_fetched_from_github_gitlab_and_allowed_hosts() {
+    let workspace = Workspace::new();
+    // The repository's archives as the hosts would serve them: one top directory each.
+    let served = workspace.path().join("served");
+    for (top, archive) in
+        [("acme-skeletons-0a1b2c3", "github.tar.gz"), ("skeletons-main-0a1b2c3", "gitlab.tar.gz")]
+    {
+        let service = served.join(top).join("service");
+        std::fs::create_dir_all(service.join("src")).unwrap();
+        std::fs::write(service.join("README.md"), "# ${{ values.name }}\n").unwrap();
+        std::fs::write(service.join("src/main.py"), "print('${{ values.name }}')\n").unwrap();
+        std::fs::write(served.join(top).join("OTHER.md"), "not part of the skeleton").unwrap();
+        let status =
+            Command::new("tar").arg("czf").arg(served.join(archive)).arg("-C").arg(&served).arg(top).status();
+        assert!(status.is_ok_and(|status| status.success()), "tar");
+    }
+    std::fs::write(served.join("NOTES.md"), "notes for ${{ values.name }}\n").unwrap();
+    std::fs::write(served.join("LICENSE"), "MIT\n").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let host = listener.local_addr().expect("addr").port();
+    let asked = skeleton_host(listener, served);
+    workspace.write(
+        "remote.yaml",
+        &r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: remote
+spec:
+  type: service
+  parameters:
+    properties:
+      name: { type: string }
+  steps:
+    - id: github
+      action: fetch:template
+      input:
+        url: https://github.example/acme/skeletons/tree/main/service
+        targetPath: from-github
+        values: { name: "${{ parameters.name }}" }
+    - id: gitlab
+      action: fetch:plain
+      input:
+        url: https://gitlab.example/acme/skeletons/-/tree/main/service
+        targetPath: from-gitlab
+    - id: notes
+      action: fetch:template:file
+      input:
+        url: https://github.example/acme/skeletons/blob/main/docs/NOTES.md
+        targetPath: NOTES.md
+        values: { name: "${{ parameters.name }}" }
+    - id: license
+      action: fetch:plain:file
+      input:
+        url: http://127.0.0.1:HOST/plain/LICENSE
+        targetPath: LICENSE
+    - id: elsewhere
+      if: ${{ parameters.name == 'sneaky' }}
+      action: fetch:plain:file
+      input:
+        url: http://127.0.0.2:HOST/plain/LICENSE
+        targetPath: STOLEN
+"#
+        .replace("HOST", &host.to_string()),
+    );
+    let port = free_port();
+    workspace.config(
+        port,
+        &format!(
+            "  reading:\n    allow:\n      - host: 127.0.0.1:{host}\nintegrations:\n  github:\n    - host: github.example\n      apiBaseUrl: http://127.0.0.1:{host}/api/v3\n      token: ghp_recorded\n  gitlab:\n    - host: gitlab.example\n      apiBaseUrl: http://127.0.0.1:{host}/api/v4\n      token: glpat_recorded\ncatalog:\n  rules:\n    - allow: [Template]\n  locations:\n    - type: file\n      target: ./remote.yaml\n"
+        ),
+    );
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("template", "remote");
+    let (_, entity) = server.get("/api/catalog/entities/by-name/template/default/remote");
+
+    let (status, result) = server.post(
+        "/api/scaffolder/v2/dry-run",
+        &json!({ "template": entity, "values": { "name": "far-away" }, "directoryContents": [] }),
+    );
+    assert_eq!(status, 200, "{result}");
+    use base64::Engine as _;
+    let files: std::collections::BTreeMap<String, String> = result["directoryContents"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|file| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(file["base64Content"].as_str().unwrap_or(""))
+                .expect("base64");
+            (file["path"].as_str().unwrap_or("").to_owned(), String::from_utf8_lossy(&bytes).into_owned())
+        })
+        .collect();
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("LICENSE", "MIT\n"),
+        ("NOTES.md", "notes for far-away\n"),
+        ("from-github/README.md", "# far-away\n"),
+        ("from-github/src/main.py", "print('far-away')\n"),
+        ("from-gitlab/README.md", "# ${{ values.name }}\n"),
+        ("from-gitlab/src/main.py", "print('${{ values.name }}')\n"),
+    ]
+    .into_iter()
+    .map(|(path, text)| (path.to_owned(), text.to_owned()))
+    .collect();
+    assert_eq!(files, expected, "{}", result["log"]);
+
+    // A host outside the reading allowlist is refused, and nothing is asked of it.
+    let (status, result) = server.post(
+        "/api/scaffolder/v2/dry-run",
+        &json!({ "template": entity, "values": { "name": "sneaky" }, "directoryContents": [] }),
+    );
+    assert_eq!(status, 200, "{result}");
+    let error = result["output"]["error"]["message"].as_str().unwrap_or("");
+    assert!(error.contains("Reading from http://127.0.0.2") && error.contains("not allowed"), "{result}");
+    assert!(!asked.lock().expect("lock").iter().any(|path| path.contains("STOLEN")));
 }
