@@ -153,7 +153,9 @@ impl Scaffolder {
         ChaCha20Poly1305::new(Key::from_slice(&self.options.secrets_key.0))
     }
 
-    fn seal(&self, secrets: &BTreeMap<String, String>) -> Option<String> {
+    /// Secrets encrypted with the scaffolder's key (ChaCha20-Poly1305, a fresh nonce each time),
+    /// as stored with tasks and carried between the form's pages; `None` when there are none.
+    pub fn seal(&self, secrets: &BTreeMap<String, String>) -> Option<String> {
         if secrets.is_empty() {
             return None;
         }
@@ -165,7 +167,8 @@ impl Scaffolder {
         Some(base64_encode(&out))
     }
 
-    fn unseal(&self, sealed: &str) -> Option<BTreeMap<String, String>> {
+    /// Sealed secrets back; `None` when damaged or sealed with another key.
+    pub fn unseal(&self, sealed: &str) -> Option<BTreeMap<String, String>> {
         let bytes = base64_decode(sealed)?;
         if bytes.len() < 12 {
             return None;

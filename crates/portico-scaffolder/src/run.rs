@@ -110,7 +110,8 @@ impl Runner {
                 "status": "skipped",
             }));
         };
-        if step.each.is_none() && !self.condition_holds(step, &self.context(run, outputs, None, false)) {
+        // `if` sees the secrets, as in Backstage: a condition shows no value.
+        if step.each.is_none() && !self.condition_holds(step, &self.context(run, outputs, None, true)) {
             skip(events);
             return Ok(());
         }

@@ -759,3 +759,87 @@ fn a_running_task_page_follows_the_log_without_reloading() {
         drop(server);
     });
 }
+
+#[test]
+fn a_secret_field_crosses_the_forms_pages_sealed_and_reaches_the_run() {
+    let workspace = Workspace::new();
+    let template = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: with-secret
+spec:
+  type: service
+  parameters:
+    - title: Credentials
+      properties:
+        token: { type: string, ui:field: Secret }
+    - title: Name
+      properties:
+        name: { type: string }
+  steps:
+    - id: check
+      if: ${{ secrets.token == 'hunter2-very-secret' }}
+      action: debug:log
+      input: { message: the secret arrived }
+"#;
+    workspace.write("catalog.yaml", &format!("{CATALOG}---\n{template}"));
+    let port = free_port();
+    workspace.config(port, &catalog_with("./catalog.yaml"));
+    let server = Server::start(workspace.path(), port, &[]);
+    server.wait_entity("template", "with-secret");
+    let csrf = "0123456789abcdef0123456789abcdef";
+    let hidden = |page: &str, name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = page.find(&marker).map(|at| at + marker.len()).expect(name);
+        page[start..].split('"').next().unwrap_or("").replace("&quot;", "\"").replace("&amp;", "&")
+    };
+    let submit = |fields: &[(&str, &str)]| {
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let response = server
+            .client
+            .post(format!("{}/create/templates/default/with-secret", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", format!("portico-csrf={csrf}"))
+            .body(body)
+            .send()
+            .expect("POST");
+        (response.url().path().to_owned(), response.text().unwrap_or_default())
+    };
+    let (_, second) = submit(&[
+        ("_csrf", csrf),
+        ("_values", "{}"),
+        ("_page", "0"),
+        ("_action", "next"),
+        ("f.token", "hunter2-very-secret"),
+    ]);
+    assert!(second.contains("Name"), "on to the second page");
+    assert!(!second.contains("hunter2"), "the secret is not in the page in the clear");
+    let sealed = hidden(&second, "_secrets");
+    assert!(!sealed.is_empty());
+    let values = hidden(&second, "_values");
+    let (_, review) = submit(&[
+        ("_csrf", csrf),
+        ("_values", &values),
+        ("_secrets", &sealed),
+        ("_page", "1"),
+        ("_action", "next"),
+        ("name", "svc"),
+    ]);
+    assert!(!review.contains("hunter2"), "nor in the review");
+    let resealed = hidden(&review, "_secrets");
+    let (task_page, _) = submit(&[
+        ("_csrf", csrf),
+        ("_values", &hidden(&review, "_values")),
+        ("_secrets", &resealed),
+        ("_page", "2"),
+        ("_action", "create"),
+    ]);
+    let task_id = task_page.rsplit('/').next().expect("task id").to_owned();
+    let events = server.wait_for("the run to end", |server| {
+        let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{task_id}/events"));
+        let done = events.as_array()?.iter().any(|event| event["type"] == "completion");
+        done.then(|| events.to_string())
+    });
+    assert!(events.contains("the secret arrived"), "{events}");
+    assert!(!events.contains("hunter2"), "{events}");
+}

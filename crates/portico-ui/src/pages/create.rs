@@ -175,7 +175,8 @@ fn form_page(ui: &Ui, chrome: &Chrome, template: &Template, page: usize, state: 
         form.template-form method="post" action=(action) novalidate {
             (layout::csrf_field(chrome))
             input type="hidden" name="_values" value=(values.to_string());
-            input type="hidden" name="_secrets" value=(serde_json::to_string(secrets).unwrap_or_default());
+            // Sealed with the scaffolder's key: the page never holds a secret in the clear.
+            input type="hidden" name="_secrets" value=(ui.app.scaffolder().seal(secrets).unwrap_or_default());
             input type="hidden" name="_page" value=(page);
             @if review {
                 h2 { "Review" }
@@ -245,7 +246,8 @@ pub(crate) async fn form_submit(
         pairs.iter().find(|(name, _)| name == key).map(|(_, value)| value.clone()).unwrap_or_default()
     };
     let mut values: Map<String, Value> = serde_json::from_str(&single("_values")).unwrap_or_default();
-    let mut secrets: BTreeMap<String, String> = serde_json::from_str(&single("_secrets")).unwrap_or_default();
+    let mut secrets: BTreeMap<String, String> =
+        ui.app.scaffolder().unseal(&single("_secrets")).unwrap_or_default();
     let page = single("_page").parse::<usize>().unwrap_or(0).min(template.pages.len());
     let action = single("_action");
     if page < template.pages.len() {
