@@ -443,6 +443,18 @@ impl Rule {
             Identity::User { user_entity_ref, .. } => Some(user_entity_ref),
             _ => None,
         };
+        // Conditions are met by one resource type: a rule with catalog conditions (say
+        // `actions: [read]` with `IS_ENTITY_OWNER`) says nothing of template steps or tasks,
+        // so the next rule decides those.
+        if let (Decision::Conditional(criteria), Some(resource_type)) = (&self.decision, resource_type) {
+            let fits = criteria
+                .rule_names()
+                .iter()
+                .all(|rule| rule_info(rule).is_none_or(|info| info.resource_type == resource_type));
+            if !fits {
+                return false;
+            }
+        }
         (self.permissions.is_empty() || self.permissions.iter().any(|wanted| wanted == name))
             && (self.actions.is_empty() || self.actions.iter().any(|wanted| wanted == action))
             && (self.resource_types.is_empty()
@@ -823,6 +835,18 @@ mod tests {
         let wire =
             super::criteria(&json!({ "rule": "HAS_TAG", "params": { "tag": "x" } }), "c").unwrap().to_json();
         assert_eq!(wire["resourceType"], "scaffolder-template");
+    }
+
+    #[test]
+    fn a_conditional_rule_decides_only_permissions_of_its_resource_type() {
+        let policy = policy(json!({ "rules": [
+            { "actions": ["read"], "decision": { "conditions": { "rule": "IS_ENTITY_OWNER" } } },
+            { "decision": "allow" },
+        ] }));
+        let groups = ["user:default/jane".to_owned(), "group:default/team-a".to_owned()];
+        assert!(!policy.allows(ENTITY_READ, &jane(), &groups, Some(&component("group:default/other"))));
+        let rule = policy.rule_for(TEMPLATE_STEP_READ, &jane(), &groups).expect("a rule");
+        assert_eq!(rule.decision, Decision::Allow, "the catalog condition does not decide template steps");
     }
 
     #[test]
