@@ -127,12 +127,13 @@ impl Catalog {
 
     /// Work for an idle moment: rebuild cached answers, compress bodies, save the snapshot, and
     /// repack the index after heavy change. Blocking: call off the async runtime.
-    pub fn idle(&self) {
+    /// Evaluates to whether the index was repacked (and much memory freed).
+    pub fn idle(&self) -> bool {
         self.warm();
         if let Err(error) = self.save_snapshot(false) {
             tracing::warn!(%error, "saving the catalog index snapshot failed");
         }
-        self.repack();
+        self.repack()
     }
 
     /// Rebuilds the index in one go from its own snapshot once many entities changed since it
@@ -140,11 +141,11 @@ impl Catalog {
     /// pieces scattered among the freed temporaries of parsing, which the allocator cannot give
     /// back; a fresh copy is dense, and dropping the old one releases whole pages. The index
     /// keeps serving meanwhile; the copy replaces it only if nothing changed in between.
-    fn repack(&self) {
+    fn repack(&self) -> bool {
         let len = self.index.read().len();
         let churn = self.churn.load(Ordering::Relaxed);
         if churn < REPACK_MIN_CHURN.max(len / 10) {
-            return;
+            return false;
         }
         let started = Instant::now();
         let seq = self.seq();
@@ -180,10 +181,15 @@ impl Catalog {
                         ms = started.elapsed().as_millis(),
                         "catalog index repacked"
                     );
+                    return true;
                 }
+                false
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "repacking the catalog index failed"),
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(%error, "repacking the catalog index failed");
+                false
+            }
         }
     }
 

@@ -28,6 +28,9 @@ pub struct EngineOptions {
     pub orphan_interval: Duration,
     /// How often to look for work and for other replicas' changes when nothing woke us.
     pub poll_interval: Duration,
+    /// Called after idle work freed much memory (a repack), on a runtime worker: the binary
+    /// asks its allocator to give freed pages back (see `portico-server`'s `main`).
+    pub release_memory: Option<fn()>,
 }
 
 impl Default for EngineOptions {
@@ -37,6 +40,7 @@ impl Default for EngineOptions {
             delete_orphans: true,
             orphan_interval: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
+            release_memory: None,
         }
     }
 }
@@ -121,7 +125,10 @@ impl Engine {
             // Idle: rebuild the sort orders and facets pages asked for before the last change,
             // save and repack the index, off the request path.
             let catalog = self.catalog.clone();
-            let _ = tokio::task::spawn_blocking(move || catalog.idle()).await;
+            let repacked = tokio::task::spawn_blocking(move || catalog.idle()).await.unwrap_or(false);
+            if let (true, Some(release)) = (repacked, self.options.release_memory) {
+                release();
+            }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}

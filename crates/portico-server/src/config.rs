@@ -111,7 +111,12 @@ impl Config {
             reading_allow,
             locations,
             rules,
-            engine: EngineOptions { processing_interval, delete_orphans, ..EngineOptions::default() },
+            engine: EngineOptions {
+                processing_interval,
+                delete_orphans,
+                release_memory: Some(crate::release_freed_memory),
+                ..EngineOptions::default()
+            },
             readonly,
             refresh_on_conflict,
         })
