@@ -114,8 +114,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The whole group: the driver and every browser process it started.
-        let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", self.driver.id())).status();
+        // The whole group: the driver and every browser process it started. The `--` matters:
+        // procps-ng 4.0's `kill -KILL -12345` signals the pid made of the first digit alone,
+        // -1, which is every process on the machine (this test run, the shell, the CI job).
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.driver.id())]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
