@@ -246,12 +246,20 @@ impl Engine {
     }
 
     /// Stitches everything queued. Evaluates to whether anything was queued.
+    ///
+    /// Rounds overlap: while one round's results go into the index (CPU work), the next round
+    /// reads, builds and writes (mostly the database's work). Index updates still happen one
+    /// after another, in the order of their sequence numbers.
     async fn stitch_pending(&self) -> Result<bool, portico_store::Error> {
         let mut any = false;
-        loop {
-            let inputs = self.store.stitch_inputs(BATCH).await?;
+        let mut indexing: Option<tokio::task::JoinHandle<Result<(), portico_store::Error>>> = None;
+        let result = loop {
+            let inputs = match self.store.stitch_inputs(BATCH).await {
+                Ok(inputs) => inputs,
+                Err(error) => break Err(error),
+            };
             if inputs.is_empty() {
-                return Ok(any);
+                break Ok(any);
             }
             any = true;
             let ticket = inputs[0].ticket.clone();
@@ -259,7 +267,10 @@ impl Engine {
             let count = inputs.len();
             let (writes, gone, done, built) =
                 tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
-            let stitched = self.store.write_stitched(&ticket, &writes, &gone, &done).await?;
+            let stitched = match self.store.write_stitched(&ticket, &writes, &gone, &done).await {
+                Ok(stitched) => stitched,
+                Err(error) => break Err(error),
+            };
             self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
             let built = if stitched.skipped.is_empty() {
                 built
@@ -268,18 +279,36 @@ impl Engine {
                 built.into_iter().filter(|(entity_ref, _, _)| !skipped.contains(entity_ref)).collect()
             };
             let write_ms = started.elapsed().as_millis();
-            self.catalog.apply_written(&self.store, stitched.seq, built, &gone).await?;
-            if self.catalog.needs_dictionary() {
-                let catalog = self.catalog.clone();
-                let _ = tokio::task::spawn_blocking(move || catalog.compress_bodies()).await;
+            if let Err(error) = self.finish_indexing(indexing.take()).await {
+                break Err(error);
             }
-            tracing::debug!(
-                count,
-                write_ms,
-                index_ms = started.elapsed().as_millis() - write_ms,
-                "stitching round"
-            );
+            let (catalog, store) = (self.catalog.clone(), self.store.clone());
+            indexing = Some(tokio::spawn(async move {
+                catalog.apply_written(&store, stitched.seq, built, &gone).await
+            }));
+            tracing::debug!(count, write_ms, "stitching round written");
+        };
+        let indexed = self.finish_indexing(indexing).await;
+        result.and_then(|any| indexed.map(|()| any))
+    }
+
+    /// Waits for a round's index update, then trains the body dictionary when it is time.
+    async fn finish_indexing(
+        &self,
+        indexing: Option<tokio::task::JoinHandle<Result<(), portico_store::Error>>>,
+    ) -> Result<(), portico_store::Error> {
+        let Some(indexing) = indexing else { return Ok(()) };
+        let started = std::time::Instant::now();
+        match indexing.await {
+            Ok(result) => result?,
+            Err(error) => tracing::error!(%error, "updating the catalog index stopped"),
         }
+        if self.catalog.needs_dictionary() {
+            let catalog = self.catalog.clone();
+            let _ = tokio::task::spawn_blocking(move || catalog.compress_bodies()).await;
+        }
+        tracing::debug!(wait_ms = started.elapsed().as_millis(), "stitching round indexed");
+        Ok(())
     }
 
     async fn collect_orphans(&self, shutdown: CancellationToken) {
