@@ -283,9 +283,10 @@ impl Engine {
                 break Err(error);
             }
             let (catalog, store) = (self.catalog.clone(), self.store.clone());
-            indexing = Some(tokio::spawn(async move {
-                catalog.apply_written(&store, stitched.seq, built, &gone).await
-            }));
+            indexing =
+                Some(tokio::spawn(
+                    async move { catalog.apply_written(&store, stitched.seq, built, &gone).await },
+                ));
             tracing::debug!(count, write_ms, "stitching round written");
         };
         let indexed = self.finish_indexing(indexing).await;

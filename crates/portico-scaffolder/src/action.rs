@@ -116,6 +116,23 @@ pub struct ScmHost {
     pub token: Option<String>,
 }
 
+impl ScmHost {
+    /// A client for this host's API (a fresh one per call: publishing is rare) and the URL of
+    /// `path_and_query` on it.
+    pub(crate) fn api(
+        &self,
+        path_and_query: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(reqwest::Client, String), ActionError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent("portico-scaffolder")
+            .build()
+            .map_err(ActionError::failed)?;
+        Ok((client, format!("{}{path_and_query}", self.api_base_url.trim_end_matches('/'))))
+    }
+}
+
 impl fmt::Debug for ScmHost {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter

@@ -127,12 +127,7 @@ async fn api_get(
     accept: &str,
     limit: u64,
 ) -> Result<Vec<u8>, ActionError> {
-    let url = format!("{}{path_and_query}", scm.api_base_url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(120))
-        .user_agent("portico-scaffolder")
-        .build()
-        .map_err(ActionError::failed)?;
+    let (client, url) = scm.api(path_and_query, std::time::Duration::from_secs(120))?;
     let mut request = client.get(&url).header("accept", accept);
     if let Some(token) = &scm.token {
         request = request.bearer_auth(token);

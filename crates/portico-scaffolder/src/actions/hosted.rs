@@ -50,12 +50,7 @@ async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, ActionError> {
-    let url = format!("{}{path}", scm.api_base_url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .user_agent("portico-scaffolder")
-        .build()
-        .map_err(ActionError::failed)?;
+    let (client, url) = scm.api(path, std::time::Duration::from_secs(30))?;
     let mut request =
         client.request(method.clone(), &url).bearer_auth(scm.token.as_deref().unwrap_or_default());
     if scm.kind == IntegrationKind::Github {
