@@ -75,17 +75,17 @@ fn locate(context: &ActionContext<'_>, url: &str) -> Result<Location, ActionErro
     }
 }
 
-/// A directory for a download, beside the workspace.
+/// A fresh directory name for a download, beside the workspace (numbered, so that two
+/// fetches of one step, as in `each`, never share one).
 fn download_dir(context: &ActionContext<'_>) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = context.workspace.as_os_str().to_owned();
-    name.push(format!("_step-{}-fetch-{}", context.step_id, uuid_like()));
-    PathBuf::from(name)
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |time| time.subsec_nanos());
-    format!("{nanos:08x}")
+    name.push(format!("_step-{}-fetch-{number}", context.step_id));
+    // Left over by an interrupted run of the same task (numbers start again at a restart).
+    let dir = PathBuf::from(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// The skeleton directory at `url`, on disk.
