@@ -28,8 +28,8 @@ pub struct EngineOptions {
     pub orphan_interval: Duration,
     /// How often to look for work and for other replicas' changes when nothing woke us.
     pub poll_interval: Duration,
-    /// Called after idle work freed much memory (a repack), on a runtime worker: the binary
-    /// asks its allocator to give freed pages back (see `portico-server`'s `main`).
+    /// Called after idle work freed much memory (a repack), on the thread that did it: the
+    /// binary asks its allocator to give freed pages back (see `portico-server`'s `main`).
     pub release_memory: Option<fn()>,
 }
 
@@ -125,10 +125,14 @@ impl Engine {
             // Idle: rebuild the sort orders and facets pages asked for before the last change,
             // save and repack the index, off the request path.
             let catalog = self.catalog.clone();
-            let repacked = tokio::task::spawn_blocking(move || catalog.idle()).await.unwrap_or(false);
-            if let (true, Some(release)) = (repacked, self.options.release_memory) {
-                release();
-            }
+            let release = self.options.release_memory;
+            let _ = tokio::task::spawn_blocking(move || {
+                // On this thread first: it built the new index and freed much of the old one.
+                if let (true, Some(release)) = (catalog.idle(), release) {
+                    release();
+                }
+            })
+            .await;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}

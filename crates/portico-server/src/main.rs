@@ -30,8 +30,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // engine bumps this epoch; each worker then collects its heap once, as it next parks.
 static RELEASE_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Asks every runtime worker to give freed memory back (`EngineOptions::release_memory`).
+/// Gives the calling thread's freed memory back, and asks every runtime worker to do the same
+/// (`EngineOptions::release_memory`, called on the thread that repacked the index).
 pub(crate) fn release_freed_memory() {
+    collect_heap();
     RELEASE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Wake the workers, so that each parks again soon.
     for _ in 0..4 {
