@@ -868,7 +868,8 @@ impl App {
             }
             Some(policy) => policy
                 .rule_for(permission, identity, &self.groups_of(identity))
-                .map_or(permission::Decision::Deny, |rule| rule.decision.clone()),
+                .map_or(permission::Decision::Deny, |rule| rule.decision.clone())
+                .for_resource_type(permission.resource_type),
         }
     }
 

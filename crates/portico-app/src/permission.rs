@@ -225,6 +225,22 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The decision for a permission on `resource_type`: conditions made of another resource
+    /// type's rules cannot be met by it and refuse (Backstage rejects such a decision).
+    pub fn for_resource_type(self, resource_type: Option<&str>) -> Decision {
+        match (&self, resource_type) {
+            (Decision::Conditional(criteria), Some(resource_type))
+                if criteria
+                    .rule_names()
+                    .iter()
+                    .any(|rule| rule_info(rule).is_some_and(|info| info.resource_type != resource_type)) =>
+            {
+                Decision::Deny
+            }
+            _ => self,
+        }
+    }
+
     /// Whether the decision allows this resource (conditions are evaluated against it).
     pub fn allows(&self, resource: &Value, identity: &Identity) -> bool {
         match self {
@@ -443,18 +459,6 @@ impl Rule {
             Identity::User { user_entity_ref, .. } => Some(user_entity_ref),
             _ => None,
         };
-        // Conditions are met by one resource type: a rule with catalog conditions (say
-        // `actions: [read]` with `IS_ENTITY_OWNER`) says nothing of template steps or tasks,
-        // so the next rule decides those.
-        if let (Decision::Conditional(criteria), Some(resource_type)) = (&self.decision, resource_type) {
-            let fits = criteria
-                .rule_names()
-                .iter()
-                .all(|rule| rule_info(rule).is_none_or(|info| info.resource_type == resource_type));
-            if !fits {
-                return false;
-            }
-        }
         (self.permissions.is_empty() || self.permissions.iter().any(|wanted| wanted == name))
             && (self.actions.is_empty() || self.actions.iter().any(|wanted| wanted == action))
             && (self.resource_types.is_empty()
@@ -534,8 +538,8 @@ impl Policy {
                 Some(Value::Object(fields)) if fields.contains_key("conditions") => {
                     let at = format!("{at}.decision.conditions");
                     let parsed = criteria(&fields["conditions"], &at)?;
-                    let permissions = strings(item.get("permissions"), "")?;
-                    let mut types = strings(item.get("resourceTypes"), "")?;
+                    let permissions = strings(item.get("permissions"), &format!("{at}.permissions"))?;
+                    let mut types = strings(item.get("resourceTypes"), &format!("{at}.resourceTypes"))?;
                     types.extend(
                         permissions.iter().filter_map(|name| by_name(name)?.resource_type.map(str::to_owned)),
                     );
@@ -701,14 +705,15 @@ pub fn satisfies(criteria: &Criteria, entity: &Value, identity: &Identity) -> bo
                     "HAS_BOOLEAN_PROPERTY" => value.is_boolean(),
                     "HAS_NUMBER_PROPERTY" => value.is_number(),
                     "HAS_STRING_PROPERTY" => value.is_string(),
-                    _ => !value.is_null(),
+                    _ => true,
                 };
+                // As Backstage: the property's type first (any type for `HAS_PROPERTY`), then
+                // the value when one is given (`null` included); an array matches by element.
                 match (found, params.get("value")) {
-                    (Some(Value::Array(items)), Some(wanted)) if !wanted.is_null() => {
-                        items.iter().any(|item| item == wanted)
-                    }
-                    (Some(found), Some(wanted)) if !wanted.is_null() => typed(found) && found == wanted,
-                    (Some(found), _) => typed(found),
+                    (Some(found), _) if !typed(found) => false,
+                    (Some(Value::Array(items)), Some(wanted)) => items.iter().any(|item| item == wanted),
+                    (Some(found), Some(wanted)) => found == wanted,
+                    (Some(_), None) => true,
                     (None, _) => false,
                 }
             }
@@ -838,15 +843,25 @@ mod tests {
     }
 
     #[test]
-    fn a_conditional_rule_decides_only_permissions_of_its_resource_type() {
+    fn conditions_of_another_resource_type_refuse() {
         let policy = policy(json!({ "rules": [
-            { "actions": ["read"], "decision": { "conditions": { "rule": "IS_ENTITY_OWNER" } } },
+            { "actions": ["read"], "decision": { "conditions": { "not": { "rule": "IS_ENTITY_KIND", "params": { "kinds": ["resource"] } } } } },
             { "decision": "allow" },
         ] }));
-        let groups = ["user:default/jane".to_owned(), "group:default/team-a".to_owned()];
-        assert!(!policy.allows(ENTITY_READ, &jane(), &groups, Some(&component("group:default/other"))));
+        let groups = ["user:default/jane".to_owned()];
+        assert!(policy.allows(ENTITY_READ, &jane(), &groups, Some(&component("group:default/other"))));
         let rule = policy.rule_for(TEMPLATE_STEP_READ, &jane(), &groups).expect("a rule");
-        assert_eq!(rule.decision, Decision::Allow, "the catalog condition does not decide template steps");
+        let decision = rule.decision.clone().for_resource_type(TEMPLATE_STEP_READ.resource_type);
+        assert_eq!(decision, Decision::Deny, "catalog conditions cannot be met by a template step");
+        let owner = Policy::from_value(
+            &json!({ "rules": [{ "decision": { "conditions": { "rule": "IS_TASK_OWNER", "params": { "createdBy": [] } } } }] }),
+        )
+        .unwrap();
+        let rule = owner.rule_for(TASK_READ, &jane(), &groups).expect("a rule");
+        assert!(matches!(
+            rule.decision.clone().for_resource_type(TASK_READ.resource_type),
+            Decision::Conditional(_)
+        ));
     }
 
     #[test]

@@ -809,6 +809,11 @@ impl App {
         state["steps"] = Value::Object(finished.clone());
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Note>();
         if !earlier.is_empty() && finished.is_empty() {
+            // Forgotten in the store too, before anything runs: a later retry must not skip
+            // steps whose files this run's workspace lacks.
+            if let Err(error) = self.store.save_task_state(&task_id, &state.to_string()).await {
+                tracing::warn!(%error, task = %task_id, "resetting a task's recorded steps failed");
+            }
             let _ = sender.send(Note::Log(json!({
                 "message": "The workspace of the earlier run is gone, so every step runs again"
             })));

@@ -17,6 +17,8 @@ use crate::workspace::resolve_inside;
 
 /// The most a tree may unpack to: entries and bytes.
 const MAX_ENTRIES: usize = 50_000;
+/// The most entries an archive may hold (GitHub's is the whole repository).
+const MAX_SCANNED: usize = 2_000_000;
 const MAX_BYTES: u64 = 512 * 1024 * 1024;
 /// The largest single file read.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -57,6 +59,12 @@ fn repo_path(kind: IntegrationKind, url: &Url) -> Option<RepoPath> {
         .filter(|segment| !segment.is_empty())
         .map(|segment| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned())
         .collect();
+    // Decoded segments go back into API paths: none may climb or split (`..`, `%2F`, `%3F`).
+    let unsafe_segment =
+        |segment: &String| matches!(segment.as_str(), "." | "..") || segment.contains(['/', '\\', '?', '#']);
+    if segments.iter().any(unsafe_segment) {
+        return None;
+    }
     let (project, rest) = match kind {
         IntegrationKind::Github => {
             if segments.len() < 4 {
@@ -138,14 +146,22 @@ async fn api_get(
     if !status.is_success() {
         return Err(ActionError::failed(format!("GET {url} answered {status}")));
     }
+    let too_large = || ActionError::failed(format!("GET {url}: the answer is larger than {limit} bytes"));
     if response.content_length().is_some_and(|length| length > limit) {
-        return Err(ActionError::failed(format!("GET {url}: the answer is larger than {limit} bytes")));
+        return Err(too_large());
     }
-    let bytes = response.bytes().await.map_err(|error| ActionError::failed(format!("GET {url}: {error}")))?;
-    if bytes.len() as u64 > limit {
-        return Err(ActionError::failed(format!("GET {url}: the answer is larger than {limit} bytes")));
+    // Read piece by piece: a chunked answer announces no length.
+    let mut response = response;
+    let mut bytes = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|error| ActionError::failed(format!("GET {url}: {error}")))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
     }
-    Ok(bytes.to_vec())
+    Ok(bytes)
 }
 
 /// The file at `url`: through the API of a configured GitHub or GitLab host, else a plain read
@@ -157,7 +173,7 @@ pub async fn read_file(services: &Services, url: &Url) -> Result<Vec<u8>, Action
     let path_and_query = match scm.kind {
         IntegrationKind::Github => format!(
             "/repos/{}/contents/{}?ref={}",
-            at.project,
+            at.project.split('/').map(encode).collect::<Vec<_>>().join("/"),
             at.path.split('/').map(encode).collect::<Vec<_>>().join("/"),
             encode(&at.reference)
         ),
@@ -180,7 +196,11 @@ pub async fn read_tree(services: &Services, url: &Url, target: &Path) -> Result<
         )));
     };
     let path_and_query = match scm.kind {
-        IntegrationKind::Github => format!("/repos/{}/tarball/{}", at.project, encode(&at.reference)),
+        IntegrationKind::Github => format!(
+            "/repos/{}/tarball/{}",
+            at.project.split('/').map(encode).collect::<Vec<_>>().join("/"),
+            encode(&at.reference)
+        ),
         _ => format!(
             "/projects/{}/repository/archive.tar.gz?sha={}&path={}",
             encode(&at.project),
@@ -204,13 +224,14 @@ fn unpack(archive: &[u8], wanted: &str, target: &Path) -> Result<usize, ActionEr
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(archive));
     std::fs::create_dir_all(target)
         .map_err(|error| ActionError::failed(format!("creating {}: {error}", target.display())))?;
-    let (mut entries, mut bytes, mut files) = (0usize, 0u64, 0usize);
+    let (mut scanned, mut entries, mut bytes, mut files) = (0usize, 0usize, 0u64, 0usize);
     let mut found = wanted.is_empty();
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        entries += 1;
-        if entries > MAX_ENTRIES {
-            return Err(ActionError::failed(format!("the archive has more than {MAX_ENTRIES} entries")));
+        // A repository's archive holds all of it: entries outside the wanted path only count here.
+        scanned += 1;
+        if scanned > MAX_SCANNED {
+            return Err(ActionError::failed(format!("the archive has more than {MAX_SCANNED} entries")));
         }
         let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
         // Drop the top directory, then keep what lies under the wanted path.
@@ -227,13 +248,18 @@ fn unpack(archive: &[u8], wanted: &str, target: &Path) -> Result<usize, ActionEr
         if relative.is_empty() {
             continue;
         }
+        entries += 1;
+        if entries > MAX_ENTRIES {
+            return Err(ActionError::failed(format!("the directory has more than {MAX_ENTRIES} entries")));
+        }
         let destination: PathBuf = resolve_inside(target, relative)?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             std::fs::create_dir_all(&destination)
                 .map_err(|error| ActionError::failed(format!("creating {relative}: {error}")))?;
         } else if kind.is_file() {
-            bytes += entry.header().size().map_err(bad)?;
+            // The size the reader delivers (a PAX record may override the header's).
+            bytes += entry.size();
             if bytes > MAX_BYTES {
                 return Err(ActionError::failed(format!(
                     "the archive unpacks to more than {MAX_BYTES} bytes"
@@ -243,9 +269,10 @@ fn unpack(archive: &[u8], wanted: &str, target: &Path) -> Result<usize, ActionEr
                 std::fs::create_dir_all(parent)
                     .map_err(|error| ActionError::failed(format!("creating {relative}: {error}")))?;
             }
-            let mut contents = Vec::new();
-            entry.read_to_end(&mut contents).map_err(bad)?;
-            std::fs::write(&destination, contents)
+            let mut file = std::fs::File::create(&destination)
+                .map_err(|error| ActionError::failed(format!("writing {relative}: {error}")))?;
+            let size = entry.size();
+            std::io::copy(&mut (&mut entry).take(size), &mut file)
                 .map_err(|error| ActionError::failed(format!("writing {relative}: {error}")))?;
             #[cfg(unix)]
             if entry.header().mode().is_ok_and(|mode| mode & 0o111 != 0) {
@@ -300,6 +327,13 @@ mod tests {
             })
         );
         assert_eq!(repo_path(IntegrationKind::Github, &url("https://github.com/acme")), None);
+        // Encoded separators and dot segments never reach an API path.
+        for hostile in [
+            "https://github.com/a/r/blob/main/x%2F..%2F..%2F..%2Fuser",
+            "https://github.com/a/r%3Fx=1/blob/main/f",
+        ] {
+            assert_eq!(repo_path(IntegrationKind::Github, &url(hostile)), None, "{hostile}");
+        }
         assert_eq!(repo_path(IntegrationKind::Github, &url("https://github.com/acme/r/pulls/1/x")), None);
         assert_eq!(repo_path(IntegrationKind::Gitlab, &url("https://gitlab.com/acme/r/tree/main")), None);
     }

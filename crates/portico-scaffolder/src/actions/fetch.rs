@@ -46,14 +46,18 @@ fn locate(context: &ActionContext<'_>, url: &str) -> Result<Location, ActionErro
         if matches!(absolute.scheme(), "http" | "https") {
             return Ok(Location::Remote(absolute));
         }
-        let inside = absolute.to_file_path().ok().filter(|path| {
-            absolute.scheme() == "file" && template_dir.as_ref().is_some_and(|dir| path.starts_with(dir))
-        });
-        return inside.map(Location::Local).ok_or_else(|| {
+        // A `file:` URL inside the template's directory goes through the same check as a
+        // relative path (no `..`, no link out), whatever its percent-encoding hides.
+        let refused = || {
             ActionError::Input(format!(
                 "cannot fetch {url}: only skeletons next to the template, or http(s) URLs, can be read"
             ))
-        });
+        };
+        let path =
+            absolute.to_file_path().ok().filter(|_| absolute.scheme() == "file").ok_or_else(refused)?;
+        let dir = template_dir.as_ref().ok_or_else(refused)?;
+        let relative = path.strip_prefix(dir).map_err(|_| refused())?;
+        return Ok(Location::Local(resolve_inside(dir, &relative.to_string_lossy())?));
     }
     if let Some(dir) = template_dir {
         return Ok(Location::Local(resolve_inside(&dir, url)?));
@@ -80,8 +84,11 @@ fn locate(context: &ActionContext<'_>, url: &str) -> Result<Location, ActionErro
 fn download_dir(context: &ActionContext<'_>) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Step ids are free text: only their letters and digits go into the name.
+    let step: String =
+        context.step_id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(64).collect();
     let mut name = context.workspace.as_os_str().to_owned();
-    name.push(format!("_step-{}-fetch-{number}", context.step_id));
+    name.push(format!("_step-{step}-fetch-{number}"));
     // Left over by an interrupted run of the same task (numbers start again at a restart).
     let dir = PathBuf::from(name);
     let _ = std::fs::remove_dir_all(&dir);
