@@ -128,6 +128,11 @@ fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
 }
 
+/// Each `/`-separated part of `path` encoded, the separators kept.
+fn encode_path(path: &str) -> String {
+    path.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
 /// One GET to the host's API, the body as bytes (at most `limit`).
 async fn api_get(
     scm: &ScmHost,
@@ -173,8 +178,8 @@ pub async fn read_file(services: &Services, url: &Url) -> Result<Vec<u8>, Action
     let path_and_query = match scm.kind {
         IntegrationKind::Github => format!(
             "/repos/{}/contents/{}?ref={}",
-            at.project.split('/').map(encode).collect::<Vec<_>>().join("/"),
-            at.path.split('/').map(encode).collect::<Vec<_>>().join("/"),
+            encode_path(&at.project),
+            encode_path(&at.path),
             encode(&at.reference)
         ),
         _ => format!(
@@ -196,11 +201,9 @@ pub async fn read_tree(services: &Services, url: &Url, target: &Path) -> Result<
         )));
     };
     let path_and_query = match scm.kind {
-        IntegrationKind::Github => format!(
-            "/repos/{}/tarball/{}",
-            at.project.split('/').map(encode).collect::<Vec<_>>().join("/"),
-            encode(&at.reference)
-        ),
+        IntegrationKind::Github => {
+            format!("/repos/{}/tarball/{}", encode_path(&at.project), encode(&at.reference))
+        }
         _ => format!(
             "/projects/{}/repository/archive.tar.gz?sha={}&path={}",
             encode(&at.project),
