@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico_store::{ClaimedEntity, DeferredEntity, FinalWrite, Outcome, ProcessOutcome, RelationRow, Store};
+use portico_store::{
+    ClaimedEntity, DeferredEntity, FinalWrite, InlineResult, Outcome, ProcessOutcome, RelationRow, Store,
+    WriteSummary,
+};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -53,6 +56,8 @@ const BATCH: usize = 2_000;
 /// within one lease.
 const LEASE: Duration = Duration::from_secs(15);
 const LEASE_RENEWAL: Duration = Duration::from_secs(5);
+/// Entities and emitted children written per transaction, at most (one entity's are never split).
+const WRITE_ROWS: usize = 10_000;
 /// The longest stitching waits while a processing backlog is being worked through.
 const STITCH_DELAY: Duration = Duration::from_secs(5);
 /// Processing tasks in flight at once (most are CPU-only; Location reads wait on IO).
@@ -100,12 +105,14 @@ impl Engine {
 
     /// Runs until cancelled.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let orphans = {
-            let engine = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { engine.collect_orphans(shutdown).await })
-        };
+        let mut orphans_collected = std::time::Instant::now();
         loop {
+            // Between rounds, not beside them: on SQLite a second writer waiting for the lock
+            // can stall the one holding it.
+            if orphans_collected.elapsed() >= self.options.orphan_interval {
+                self.collect_orphans().await;
+                orphans_collected = std::time::Instant::now();
+            }
             let worked = match self.round().await {
                 Ok(worked) => worked,
                 Err(error) => {
@@ -139,7 +146,6 @@ impl Engine {
                 () = tokio::time::sleep(self.options.poll_interval) => {}
             }
         }
-        orphans.abort();
     }
 
     /// Processes everything that is due and stitches the results, until nothing is left.
@@ -169,22 +175,9 @@ impl Engine {
         let claimed_count = claimed.len();
         if processed_any {
             let ids: Vec<String> = claimed.iter().map(|item| item.entity_id.clone()).collect();
-            let outcomes = {
-                let processing = self.process_batch(claimed);
-                tokio::pin!(processing);
-                loop {
-                    tokio::select! {
-                        outcomes = &mut processing => break outcomes,
-                        () = tokio::time::sleep(LEASE_RENEWAL) => {
-                            if let Err(error) = self.store.renew_leases(&ids, lease_ms).await {
-                                tracing::warn!(%error, "renewing processing leases failed");
-                            }
-                        }
-                    }
-                }
-            };
+            let outcomes = self.renewing(&ids, lease_ms, self.process_batch(claimed)).await;
             let process_ms = started.elapsed().as_millis() - claim_ms;
-            let summary = self.store.write_results(&outcomes).await?;
+            let summary = self.write_in_groups(&outcomes, &ids, lease_ms).await?;
             tracing::debug!(
                 claimed = claimed_count,
                 claim_ms,
@@ -216,6 +209,70 @@ impl Engine {
         Ok(processed_any || stitched_any)
     }
 
+    /// Runs `work` while renewing the leases of `ids`, so no other replica claims them meanwhile.
+    async fn renewing<T>(
+        &self,
+        ids: &[String],
+        lease_ms: i64,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                result = &mut work => return result,
+                () = tokio::time::sleep(LEASE_RENEWAL) => {
+                    if let Err(error) = self.store.renew_leases(ids, lease_ms).await {
+                        tracing::warn!(%error, "renewing processing leases failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes results in transactions of at most about `WRITE_ROWS` entities and children: each
+    /// entity's result with its children stays in one transaction, but a round of many Locations
+    /// does not hold the write lock (and SQLite's page cache) for all of them at once.
+    ///
+    /// Leases are renewed between transactions, never during one: on SQLite a second writer
+    /// waiting for the lock can stall the one holding it.
+    async fn write_in_groups(
+        &self,
+        outcomes: &[ProcessOutcome],
+        ids: &[String],
+        lease_ms: i64,
+    ) -> Result<WriteSummary, portico_store::Error> {
+        let mut summary = WriteSummary::default();
+        let mut rest = outcomes;
+        let mut renewed = std::time::Instant::now();
+        while !rest.is_empty() {
+            if renewed.elapsed() >= LEASE_RENEWAL {
+                self.store.renew_leases(ids, lease_ms).await?;
+                renewed = std::time::Instant::now();
+            }
+            let mut rows = 0;
+            let mut take = 0;
+            for outcome in rest {
+                let weight = 1 + match &outcome.outcome {
+                    Outcome::Succeeded { children, .. } => children.len(),
+                    _ => 0,
+                };
+                if take > 0 && rows + weight > WRITE_ROWS {
+                    break;
+                }
+                rows += weight;
+                take += 1;
+            }
+            let (group, tail) = rest.split_at(take);
+            let writing = std::time::Instant::now();
+            let written = self.store.write_results(group).await?;
+            tracing::debug!(rows, ms = writing.elapsed().as_millis(), "results written");
+            summary.conflicts.extend(written.conflicts);
+            summary.deleted.extend(written.deleted);
+            rest = tail;
+        }
+        Ok(summary)
+    }
+
     async fn process_batch(&self, claimed: Vec<ClaimedEntity>) -> Vec<ProcessOutcome> {
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut pending = claimed.into_iter();
@@ -224,7 +281,8 @@ impl Engine {
             while tasks.len() < IN_FLIGHT {
                 let Some(item) = pending.next() else { break };
                 let processor = self.processor.clone();
-                tasks.spawn(async move { process_one(&processor, item).await });
+                let interval = self.options.processing_interval;
+                tasks.spawn(async move { process_one(&processor, item, interval).await });
             }
             match tasks.join_next().await {
                 Some(Ok(outcome)) => outcomes.push(outcome),
@@ -233,20 +291,28 @@ impl Engine {
             }
         }
         for outcome in &outcomes {
-            match &outcome.outcome {
-                Outcome::Failed { errors, .. } => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    // Only changed results get here, so each distinct failure is logged once.
-                    // An entity that never processed successfully is invisible in the API, so
-                    // the log is where its problem shows (Backstage publishes it as an event).
-                    tracing::warn!(entity.r#ref = %outcome.entity_ref, errors = %errors, "processing failed");
-                }
-                _ => {
-                    self.stats.processed.fetch_add(1, Ordering::Relaxed);
+            self.count(&outcome.entity_ref, &outcome.outcome);
+            if let Outcome::Succeeded { children, .. } = &outcome.outcome {
+                for child in children {
+                    if let Some(inline) = &child.processed {
+                        self.count(&child.entity_ref, &inline.outcome);
+                    }
                 }
             }
         }
         outcomes
+    }
+
+    fn count(&self, entity_ref: &str, outcome: &Outcome) {
+        if let Outcome::Failed { errors, .. } = outcome {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            // Only changed results get here, so each distinct failure is logged once. An entity
+            // that never processed successfully is invisible in the API, so the log is where its
+            // problem shows (Backstage publishes it as an event).
+            tracing::warn!(entity.r#ref = %entity_ref, errors = %errors, "processing failed");
+        } else {
+            self.stats.processed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Stitches everything queued. Evaluates to whether anything was queued.
@@ -258,6 +324,7 @@ impl Engine {
         let mut any = false;
         let mut indexing: Option<tokio::task::JoinHandle<Result<(), portico_store::Error>>> = None;
         let result = loop {
+            let reading = std::time::Instant::now();
             let inputs = match self.store.stitch_inputs(BATCH).await {
                 Ok(inputs) => inputs,
                 Err(error) => break Err(error),
@@ -271,6 +338,7 @@ impl Engine {
             let count = inputs.len();
             let (writes, gone, done, built) =
                 tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
+            let build_ms = started.elapsed().as_millis();
             let stitched = match self.store.write_stitched(&ticket, &writes, &gone, &done).await {
                 Ok(stitched) => stitched,
                 Err(error) => break Err(error),
@@ -291,7 +359,13 @@ impl Engine {
                 Some(tokio::spawn(
                     async move { catalog.apply_written(&store, stitched.seq, built, &gone).await },
                 ));
-            tracing::debug!(count, write_ms, "stitching round written");
+            tracing::debug!(
+                count,
+                read_ms = (started - reading).as_millis(),
+                build_ms,
+                write_ms,
+                "stitching round written"
+            );
         };
         let indexed = self.finish_indexing(indexing).await;
         result.and_then(|any| indexed.map(|()| any))
@@ -309,30 +383,26 @@ impl Engine {
             Err(error) => tracing::error!(%error, "updating the catalog index stopped"),
         }
         if self.catalog.needs_dictionary() {
+            // In the background: training takes a few hundred milliseconds, and bodies indexed
+            // meanwhile are recompressed once it is done.
             let catalog = self.catalog.clone();
-            let _ = tokio::task::spawn_blocking(move || catalog.compress_bodies()).await;
+            drop(tokio::task::spawn_blocking(move || catalog.compress_bodies()));
         }
         tracing::debug!(wait_ms = started.elapsed().as_millis(), "stitching round indexed");
         Ok(())
     }
 
-    async fn collect_orphans(&self, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.options.orphan_interval) => {}
+    async fn collect_orphans(&self) {
+        if !self.options.delete_orphans {
+            return;
+        }
+        match self.store.delete_orphans().await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(count = deleted.len(), "deleted orphaned entities");
+                self.wake();
             }
-            if !self.options.delete_orphans {
-                continue;
-            }
-            match self.store.delete_orphans().await {
-                Ok(deleted) if !deleted.is_empty() => {
-                    tracing::info!(count = deleted.len(), "deleted orphaned entities");
-                    self.wake();
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "deleting orphaned entities failed"),
-            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "deleting orphaned entities failed"),
         }
     }
 
@@ -375,7 +445,11 @@ fn build_finals(inputs: Vec<portico_store::StitchInput>) -> Built {
     (writes, gone, done, built)
 }
 
-async fn process_one(processor: &Processor, item: ClaimedEntity) -> ProcessOutcome {
+async fn process_one(
+    processor: &Processor,
+    item: ClaimedEntity,
+    interval: Option<Duration>,
+) -> ProcessOutcome {
     let entity: Value = match serde_json::from_str(&item.unprocessed_entity) {
         Ok(entity) => entity,
         Err(error) => {
@@ -396,37 +470,78 @@ async fn process_one(processor: &Processor, item: ClaimedEntity) -> ProcessOutco
             outcome: Outcome::Unchanged,
         };
     }
-    let outcome = outcome_of(processed, result_hash);
-    ProcessOutcome { entity_id: item.entity_id, entity_ref: item.entity_ref, outcome }
-}
-
-fn outcome_of(processed: Processed, result_hash: String) -> Outcome {
     let Processed { entity, errors, relations, children } = processed;
-    match entity {
-        Some(entity) if errors.is_empty() => Outcome::Succeeded {
-            result_hash,
-            processed: entity.to_string(),
-            relations: relations
-                .into_iter()
-                .map(|relation| RelationRow {
-                    source: relation.source,
-                    kind: relation.kind,
-                    target: relation.target,
-                })
-                .collect(),
-            children: children
-                .into_iter()
-                .map(|child| DeferredEntity {
+    let outcome = match entity {
+        Some(entity) if errors.is_empty() => {
+            // Children that are not Locations are processed here, while their parsed form is
+            // at hand: a new one is then stored processed in this entity's transaction instead
+            // of being written, claimed, read back and written again. Locations read files or
+            // URLs, so they keep their own claim.
+            let mut deferred = Vec::with_capacity(children.len());
+            for child in children {
+                let inline = if child.entity.get("kind").and_then(Value::as_str) == Some("Location") {
+                    None
+                } else {
+                    let processed = processor.process(&child.entity).await;
+                    let result_hash = processed.result_hash();
+                    Some(Box::new(InlineResult {
+                        outcome: leaf_outcome(processed, result_hash),
+                        next_update_at: next_update_at(interval),
+                    }))
+                };
+                deferred.push(DeferredEntity {
                     entity_ref: child.entity_ref,
                     hash: child.hash,
                     entity: child.text,
                     location_key: child.location_key,
-                })
-                .collect(),
-        },
-        _ => {
-            let errors: Vec<Value> = errors.iter().map(|error| error.to_json()).collect();
-            Outcome::Failed { result_hash, errors: Value::Array(errors).to_string() }
+                    processed: inline,
+                });
+            }
+            Outcome::Succeeded {
+                result_hash,
+                processed: entity.to_string(),
+                relations: relation_rows(relations),
+                children: deferred,
+            }
         }
+        _ => failed(&errors, result_hash),
+    };
+    ProcessOutcome { entity_id: item.entity_id, entity_ref: item.entity_ref, outcome }
+}
+
+/// The outcome of a pass that emitted no children.
+fn leaf_outcome(processed: Processed, result_hash: String) -> Outcome {
+    match processed.entity {
+        Some(entity) if processed.errors.is_empty() => Outcome::Succeeded {
+            result_hash,
+            processed: entity.to_string(),
+            relations: relation_rows(processed.relations),
+            children: Vec::new(),
+        },
+        _ => failed(&processed.errors, result_hash),
     }
+}
+
+fn failed(errors: &[crate::processing::ProcessingError], result_hash: String) -> Outcome {
+    let errors: Vec<Value> = errors.iter().map(|error| error.to_json()).collect();
+    Outcome::Failed { result_hash, errors: Value::Array(errors).to_string() }
+}
+
+fn relation_rows(relations: Vec<portico_catalog::relations::Relation>) -> Vec<RelationRow> {
+    relations
+        .into_iter()
+        .map(|relation| RelationRow { source: relation.source, kind: relation.kind, target: relation.target })
+        .collect()
+}
+
+/// Milliseconds since the epoch at which an entity processed now is due again: what a claim sets
+/// (the interval plus up to half of it again, so refreshes spread out).
+fn next_update_at(interval: Option<Duration>) -> i64 {
+    let interval = interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4);
+    let spread = (interval_ms / 2).max(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX / 4));
+    now.saturating_add(interval_ms).saturating_add(rand::random::<i64>().rem_euclid(spread))
 }

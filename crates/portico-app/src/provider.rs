@@ -105,6 +105,7 @@ fn deferred(entities: Vec<ProvidedEntity>) -> Result<Vec<DeferredEntity>, Provid
                 hash: sha1_hex(&text),
                 entity: text,
                 location_key: provided.location_key,
+                processed: None,
             })
         })
         .collect()

@@ -41,8 +41,8 @@ pub use crate::keys::AuthKeyRow;
 pub use crate::location::LocationRow;
 pub use crate::policy::StoredPolicy;
 pub use crate::processing::{
-    ClaimedEntity, Conflict, DeferredEntity, Outcome, ProcessOutcome, ProviderMutation, RelationRow,
-    WriteSummary,
+    ClaimedEntity, Conflict, DeferredEntity, InlineResult, Outcome, ProcessOutcome, ProviderMutation,
+    RelationRow, WriteSummary,
 };
 pub use crate::stitch::{Changes, FinalRow, FinalWrite, StitchInput, StitchState, Stitched};
 pub use crate::tasks::{ClaimedTask, Recovery, TaskEventRow, TaskQuery, TaskRow};

@@ -14,6 +14,19 @@ pub struct DeferredEntity {
     pub hash: String,
     /// The owner of this ref; another key writing the same ref is a conflict (first wins).
     pub location_key: Option<String>,
+    /// The entity's first processing pass, when the emitter already ran it (see `InlineResult`).
+    pub processed: Option<Box<InlineResult>>,
+}
+
+/// A child's processing pass run by the engine right after its parent read it. When the child is
+/// new, it is stored processed in the parent's transaction: no separate claim, no second write of
+/// its row. A child that already exists ignores this and is processed on its own claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineResult {
+    /// `Succeeded` (without children) or `Failed`; never `Unchanged`.
+    pub outcome: Outcome,
+    /// When the next pass is due: what a claim would have set, interval plus jitter.
+    pub next_update_at: i64,
 }
 
 /// A provider's change to the set of entities it roots (reference §6.3).
@@ -48,7 +61,7 @@ pub struct ProcessOutcome {
     pub outcome: Outcome,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The result hash equals the stored one: only the lease is released.
     Unchanged,
@@ -116,8 +129,9 @@ impl Store {
             }
 
             let mut stitch: HashSet<String> = HashSet::new();
-            let (accepted, conflicts, _fresh) = upsert_unprocessed!(self, &mut tx, &added, now);
+            let (accepted, conflicts, _fresh, inline) = upsert_unprocessed!(self, &mut tx, &added.iter().collect::<Vec<_>>(), now);
             summary.conflicts = conflicts;
+            store_inline!(self, &mut tx, &inline, &mut stitch);
             let accepted_refs: Vec<&str> = accepted.iter().map(String::as_str).collect();
             for chunk in accepted_refs.chunks(CHUNK) {
                 let sql = self.sql(format!(
@@ -315,21 +329,9 @@ impl Store {
             for (_, source, _, _) in old_relations.symmetric_difference(&new_relations) {
                 stitch.insert(source.clone());
             }
-            for (chunk, origins) in relations.chunks(CHUNK).zip(relation_origins.chunks(CHUNK)) {
-                let sql = self.sql(format!(
-                    "INSERT INTO relations (originating_entity_id, source_entity_ref, type, target_entity_ref) VALUES {}",
-                    value_tuples(chunk.len(), 4, 1)
-                ));
-                let mut query = sqlx::query(&sql);
-                for (relation, origin) in chunk.iter().zip(origins) {
-                    query = query
-                        .bind(*origin)
-                        .bind(&relation.source)
-                        .bind(&relation.kind)
-                        .bind(&relation.target);
-                }
-                query.execute(&mut *tx).await?;
-            }
+            let rows: Vec<(&str, &RelationRow)> =
+                relation_origins.iter().copied().zip(relations.iter().copied()).collect();
+            insert_relations!(self, &mut tx, &rows);
 
             let t_relations = timer.elapsed().as_millis();
             // Emitter edges: children no longer emitted become orphans (and are re-stitched so
@@ -407,10 +409,13 @@ impl Store {
                         .await?;
                 }
             }
-            let deferred: Vec<DeferredEntity> =
-                children.iter().map(|(_, child)| (*child).clone()).collect();
-            let (accepted, conflicts, fresh) = upsert_unprocessed!(self, &mut tx, &deferred, now);
+            let deferred: Vec<&DeferredEntity> = children.iter().map(|(_, child)| *child).collect();
+            let t_cycles = timer.elapsed().as_millis();
+            let (accepted, conflicts, fresh, inline) = upsert_unprocessed!(self, &mut tx, &deferred, now);
+            let t_upsert = timer.elapsed().as_millis();
             summary.conflicts = conflicts;
+            store_inline!(self, &mut tx, &inline, &mut stitch);
+            let t_inline = timer.elapsed().as_millis();
             let accepted: HashSet<String> = accepted.into_iter().collect();
             let new_edges: HashSet<(String, String)> = children
                 .iter()
@@ -456,25 +461,29 @@ impl Store {
                 }
             }
             enqueue_stitch!(self, &mut tx, &stitch);
-            tracing::debug!(t_update, t_relations, t_edges, t_stitch = timer.elapsed().as_millis(), stitch = stitch.len(), "write_results phases");
+            tracing::debug!(t_update, t_relations, t_cycles, t_upsert, t_inline, t_edges, t_stitch = timer.elapsed().as_millis(), stitch = stitch.len(), "write_results phases");
         });
         Ok(summary)
     }
 }
 
 /// Inserts or updates unprocessed entities under the first-owner-wins rule (reference §6.10).
-/// Evaluates to `(accepted refs, conflicts)`. A macro so one text serves both databases.
+/// Evaluates to `(accepted refs, conflicts, refs inserted now, inserted with an inline result)`;
+/// the caller stores the relations of the last and stitches them. A macro so one text serves both
+/// databases.
 macro_rules! upsert_unprocessed {
     ($store:expr, $tx:expr, $entities:expr, $now:expr) => {{
         let tx = $tx;
-        let entities: &[DeferredEntity] = $entities;
+        let entities: &[&DeferredEntity] = $entities;
         let mut accepted: Vec<String> = Vec::new();
         // Refs inserted now, never processed: nothing to stitch for them yet.
         let mut fresh: HashSet<String> = HashSet::new();
         let mut conflicts: Vec<crate::processing::Conflict> = Vec::new();
+        // (new entity id, entity) of fresh rows stored with their inline processing result.
+        let mut inline: Vec<(String, &DeferredEntity)> = Vec::new();
         // The last occurrence of a ref wins within one batch, as if written one after another.
         let mut unique: HashMap<&str, &DeferredEntity> = HashMap::new();
-        for entity in entities {
+        for entity in entities.iter().copied() {
             unique.insert(entity.entity_ref.as_str(), entity);
         }
         let mut ordered: Vec<&DeferredEntity> = unique.into_values().collect();
@@ -538,27 +547,48 @@ macro_rules! upsert_unprocessed {
                 if !inserts.is_empty() {
                     let sql = $store.sql(format!(
                         "INSERT INTO refresh_state
-                         (entity_id, entity_ref, unprocessed_entity, unprocessed_hash, location_key, next_update_at)
+                         (entity_id, entity_ref, unprocessed_entity, unprocessed_hash, location_key, next_update_at,
+                          processed_entity, result_hash, errors)
                          VALUES {}
                          ON CONFLICT (entity_ref) DO NOTHING RETURNING entity_ref",
-                        value_tuples(inserts.len(), 6, 1)
+                        value_tuples(inserts.len(), 9, 1)
                     ));
+                    // Time-ordered ids (UUID v7): new rows append at the right edge of the id
+                    // indexes (here and in `relations`) instead of landing on random pages.
+                    let ids: Vec<String> = inserts.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
                     let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                    for entity in &inserts {
+                    for (entity, id) in inserts.iter().zip(&ids) {
+                        let (processed, result_hash, errors, next_update_at) = match entity.processed.as_deref() {
+                            Some(crate::processing::InlineResult {
+                                outcome: crate::processing::Outcome::Succeeded { result_hash, processed, .. },
+                                next_update_at,
+                            }) => (Some(processed), Some(result_hash), None, *next_update_at),
+                            Some(crate::processing::InlineResult {
+                                outcome: crate::processing::Outcome::Failed { result_hash, errors },
+                                next_update_at,
+                            }) => (None, Some(result_hash), Some(errors), *next_update_at),
+                            _ => (None, None, None, $now),
+                        };
                         query = query
-                            .bind(uuid::Uuid::new_v4().to_string())
+                            .bind(id)
                             .bind(&entity.entity_ref)
                             .bind(&entity.entity)
                             .bind(&entity.hash)
                             .bind(&entity.location_key)
-                            .bind($now);
+                            .bind(next_update_at)
+                            .bind(processed)
+                            .bind(result_hash)
+                            .bind(errors);
                     }
                     let inserted: HashSet<String> =
                         query.fetch_all(&mut **tx).await?.into_iter().map(|(entity_ref,)| entity_ref).collect();
-                    for entity in inserts {
+                    for (entity, id) in inserts.into_iter().zip(ids) {
                         if inserted.contains(&entity.entity_ref) {
                             accepted.push(entity.entity_ref.clone());
                             fresh.insert(entity.entity_ref.clone());
+                            if entity.processed.is_some() {
+                                inline.push((id, entity));
+                            }
                         } else {
                             pending.push(entity);
                         }
@@ -566,10 +596,56 @@ macro_rules! upsert_unprocessed {
                 }
             }
         }
-        (accepted, conflicts, fresh)
+        (accepted, conflicts, fresh, inline)
     }};
 }
 pub(crate) use upsert_unprocessed;
+
+/// Stores the relations of entities inserted with an inline result and queues them, and the
+/// sources of their relations, for stitching.
+macro_rules! store_inline {
+    ($store:expr, $tx:expr, $inline:expr, $stitch:expr) => {{
+        let inline: &[(String, &DeferredEntity)] = $inline;
+        let stitch: &mut HashSet<String> = $stitch;
+        let mut rows: Vec<(&str, &RelationRow)> = Vec::new();
+        for (id, child) in inline {
+            stitch.insert(child.entity_ref.clone());
+            let Some(crate::processing::InlineResult {
+                outcome: crate::processing::Outcome::Succeeded { relations, .. },
+                ..
+            }) = child.processed.as_deref()
+            else {
+                continue;
+            };
+            let mut seen: HashSet<&RelationRow> = HashSet::new();
+            for relation in relations.iter().filter(|relation| seen.insert(relation)) {
+                stitch.insert(relation.source.clone());
+                rows.push((id.as_str(), relation));
+            }
+        }
+        insert_relations!($store, $tx, &rows);
+    }};
+}
+pub(crate) use store_inline;
+
+/// Inserts `(originating entity id, relation)` rows.
+macro_rules! insert_relations {
+    ($store:expr, $tx:expr, $rows:expr) => {{
+        let rows: &[(&str, &RelationRow)] = $rows;
+        for chunk in rows.chunks(CHUNK) {
+            let sql = $store.sql(format!(
+                "INSERT INTO relations (originating_entity_id, source_entity_ref, type, target_entity_ref) VALUES {}",
+                value_tuples(chunk.len(), 4, 1)
+            ));
+            let mut query = sqlx::query(&sql);
+            for (origin, relation) in chunk {
+                query = query.bind(*origin).bind(&relation.source).bind(&relation.kind).bind(&relation.target);
+            }
+            query.execute(&mut **$tx).await?;
+        }
+    }};
+}
+pub(crate) use insert_relations;
 
 /// Adds refs to the durable stitch queue.
 macro_rules! enqueue_stitch {

@@ -71,26 +71,23 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let inputs = dispatch!(self, pool => {
             let mut conn = pool.acquire().await?;
-            let queued: Vec<(String,)> =
-                sqlx::query_as("SELECT entity_ref FROM stitch_queue ORDER BY entity_ref LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&mut *conn)
-                    .await?;
-            let refs: Vec<String> = queued.into_iter().map(|(entity_ref,)| entity_ref).collect();
             let ticket = uuid::Uuid::new_v4().to_string();
+            // One statement claims the batch: before any state is read, so an enqueue after it
+            // sets `pending` again.
+            let queued: Vec<(String,)> = sqlx::query_as(
+                "UPDATE stitch_queue SET pending = 0, ticket = $1
+                 WHERE entity_ref IN (SELECT entity_ref FROM stitch_queue ORDER BY entity_ref LIMIT $2)
+                 RETURNING entity_ref",
+            )
+            .bind(&ticket)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut refs: Vec<String> = queued.into_iter().map(|(entity_ref,)| entity_ref).collect();
+            refs.sort_unstable();
             let mut inputs = Vec::with_capacity(refs.len());
             for chunk in refs.chunks(CHUNK) {
                 let list = placeholders(chunk.len(), 1);
-                // Before reading any state: an enqueue after this sets `pending` again.
-                let sql = self.sql(format!(
-                    "UPDATE stitch_queue SET pending = 0, ticket = ${} WHERE entity_ref IN ({list})",
-                    chunk.len() + 1
-                ));
-                let mut query = sqlx::query(&sql);
-                for entity_ref in chunk {
-                    query = query.bind(entity_ref);
-                }
-                query.bind(&ticket).execute(&mut *conn).await?;
                 macro_rules! fetch {
                     ($sql:expr, $row:ty) => {{
                         let sql = self.sql(format!($sql, list = list));

@@ -16,8 +16,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::{
-    AncestryItem, ClaimedEntity, Conflict, DatabaseConfig, DeferredEntity, Error, FinalWrite, LocationRow,
-    Outcome, ProcessOutcome, ProviderMutation, RelationRow, StitchState, Store, StoreCounts,
+    AncestryItem, ClaimedEntity, Conflict, DatabaseConfig, DeferredEntity, Error, FinalWrite, InlineResult,
+    LocationRow, Outcome, ProcessOutcome, ProviderMutation, RelationRow, StitchState, Store, StoreCounts,
 };
 
 const MINUTE: i64 = 60_000;
@@ -121,6 +121,7 @@ contract_tests! {
 
     successful_result_stores_processed_entity_relations_and_children
     failed_result_keeps_last_processed_entity_and_records_errors
+    new_children_with_an_inline_result_are_stored_processed
     reprocessing_replaces_relations_and_orphans_children_no_longer_emitted
     unchanged_result_only_releases_the_lease
     result_for_an_entity_deleted_during_processing_is_dropped
@@ -180,6 +181,7 @@ fn version(entity_ref: &str, location_key: Option<&str>, version: &str) -> Defer
         entity: format!(r#"{{"ref":"{entity_ref}","version":"{version}"}}"#),
         hash: format!("{entity_ref}@{version}"),
         location_key: location_key.map(str::to_owned),
+        processed: None,
     }
 }
 
@@ -767,6 +769,83 @@ async fn failed_result_keeps_last_processed_entity_and_records_errors(db: Db) {
     assert_eq!((state.errors.as_deref(), state.relations.len()), (None, 0));
 }
 
+async fn new_children_with_an_inline_result_are_stored_processed(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
+    let root = claim_only(store, "location:default/root").await;
+    let inline = |child: DeferredEntity, outcome: Outcome| DeferredEntity {
+        processed: Some(Box::new(InlineResult { outcome, next_update_at: i64::MAX / 2 })),
+        ..child
+    };
+    let good = inline(
+        entity("component:default/a"),
+        Outcome::Succeeded {
+            result_hash: "a1".into(),
+            processed: r#"{"processed":"a"}"#.into(),
+            relations: vec![
+                relation("component:default/a", "ownedBy", "group:default/team"),
+                relation("group:default/team", "ownerOf", "component:default/a"),
+            ],
+            children: Vec::new(),
+        },
+    );
+    let bad = inline(
+        entity("component:default/b"),
+        Outcome::Failed { result_hash: "b1".into(), errors: r#"[{"name":"InputError"}]"#.into() },
+    );
+    store.write_results(&[succeeded(&root, vec![good, bad], vec![])]).await.unwrap();
+
+    // Stored processed: not due again until their own next update, and their relations are in.
+    assert_eq!(claim(store).await.len(), 0, "inline results are not claimed again");
+    let inputs = store.stitch_inputs(10).await.unwrap();
+    let mut states: BTreeMap<&str, &StitchState> = BTreeMap::new();
+    for input in &inputs {
+        if let Some(state) = &input.state {
+            states.insert(&input.entity_ref, state);
+        }
+    }
+    assert_eq!(
+        states.keys().copied().collect::<Vec<_>>(),
+        ["component:default/a", "component:default/b", "location:default/root"],
+        "the children are queued; the group is queued too but does not exist"
+    );
+    assert!(inputs.iter().any(|input| input.entity_ref == "group:default/team" && input.state.is_none()));
+    let a = states["component:default/a"];
+    assert_eq!(a.processed.as_deref(), Some(r#"{"processed":"a"}"#));
+    assert_eq!(a.relations, [("ownedBy".to_owned(), "group:default/team".to_owned())]);
+    assert!(a.has_parents);
+    let b = states["component:default/b"];
+    assert_eq!((b.processed.as_deref(), b.errors.as_deref()), (None, Some(r#"[{"name":"InputError"}]"#)));
+    stitch_all(store).await;
+
+    // A child that already exists keeps its own claim: the inline result is ignored.
+    store.make_due(&["location:default/root"]).await.unwrap();
+    let root = claim_only(store, "location:default/root").await;
+    let changed = DeferredEntity {
+        entity: r#"{"changed":true}"#.into(),
+        hash: "a2".into(),
+        ..inline(
+            entity("component:default/a"),
+            Outcome::Succeeded {
+                result_hash: "a2".into(),
+                processed: r#"{"processed":"a2"}"#.into(),
+                relations: Vec::new(),
+                children: Vec::new(),
+            },
+        )
+    };
+    let mut result = succeeded(&root, vec![changed], vec![]);
+    if let Outcome::Succeeded { result_hash, .. } = &mut result.outcome {
+        result_hash.push_str("|second");
+    }
+    store.write_results(&[result]).await.unwrap();
+    let a = claim_only(store, "component:default/a").await;
+    assert_eq!(
+        (a.unprocessed_entity.as_str(), a.result_hash.as_deref()),
+        (r#"{"changed":true}"#, Some("a1"))
+    );
+}
+
 async fn reprocessing_replaces_relations_and_orphans_children_no_longer_emitted(db: Db) {
     let store = &db.store;
     store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
@@ -1290,7 +1369,15 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance", "scaffolder tasks"]
+        [
+            "catalog",
+            "auth keys",
+            "audit log",
+            "permission policy",
+            "catalog instance",
+            "scaffolder tasks",
+            "relations by source"
+        ]
     );
     store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
@@ -1302,7 +1389,15 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     store.migrate().await.unwrap();
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance", "scaffolder tasks"]
+        [
+            "catalog",
+            "auth keys",
+            "audit log",
+            "permission policy",
+            "catalog instance",
+            "scaffolder tasks",
+            "relations by source"
+        ]
     );
     assert_eq!(store.list_locations().await.unwrap(), []);
     assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
@@ -1322,7 +1417,15 @@ async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
     replica.migrate().await.unwrap();
     assert_eq!(
         replica.applied_migrations().await.unwrap(),
-        ["catalog", "auth keys", "audit log", "permission policy", "catalog instance", "scaffolder tasks"]
+        [
+            "catalog",
+            "auth keys",
+            "audit log",
+            "permission policy",
+            "catalog instance",
+            "scaffolder tasks",
+            "relations by source"
+        ]
     );
     assert_eq!(replica.list_locations().await.unwrap().len(), 1);
     let instance = store.instance_id().await.unwrap();
