@@ -56,7 +56,7 @@ const BATCH: usize = 2_000;
 /// within one lease.
 const LEASE: Duration = Duration::from_secs(15);
 const LEASE_RENEWAL: Duration = Duration::from_secs(5);
-/// Entities and emitted children written per transaction, at most (one entity's are never split).
+/// Entities and emitted children written per transaction, about (one entity's are never split).
 const WRITE_ROWS: usize = 10_000;
 /// The longest stitching waits while a processing backlog is being worked through.
 const STITCH_DELAY: Duration = Duration::from_secs(5);
@@ -107,8 +107,8 @@ impl Engine {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut orphans_collected = std::time::Instant::now();
         loop {
-            // Between rounds, not beside them: on SQLite a second writer waiting for the lock
-            // can stall the one holding it.
+            // Between rounds, not beside them: a deletion waiting for SQLite's write lock
+            // through a long ingestion would time out.
             if orphans_collected.elapsed() >= self.options.orphan_interval {
                 self.collect_orphans().await;
                 orphans_collected = std::time::Instant::now();
@@ -175,14 +175,11 @@ impl Engine {
         let claimed_count = claimed.len();
         if processed_any {
             let ids: Vec<String> = claimed.iter().map(|item| item.entity_id.clone()).collect();
-            let outcomes = self.renewing(&ids, lease_ms, self.process_batch(claimed)).await;
-            let process_ms = started.elapsed().as_millis() - claim_ms;
-            let summary = self.write_in_groups(&outcomes, &ids, lease_ms).await?;
+            let summary = self.process_and_write(claimed, &ids, lease_ms).await?;
             tracing::debug!(
                 claimed = claimed_count,
                 claim_ms,
-                process_ms,
-                write_ms = started.elapsed().as_millis() - claim_ms - process_ms,
+                ms = started.elapsed().as_millis() - claim_ms,
                 "processing round"
             );
             for conflict in &summary.conflicts {
@@ -209,74 +206,27 @@ impl Engine {
         Ok(processed_any || stitched_any)
     }
 
-    /// Runs `work` while renewing the leases of `ids`, so no other replica claims them meanwhile.
-    async fn renewing<T>(
-        &self,
-        ids: &[String],
-        lease_ms: i64,
-        work: impl std::future::Future<Output = T>,
-    ) -> T {
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                result = &mut work => return result,
-                () = tokio::time::sleep(LEASE_RENEWAL) => {
-                    if let Err(error) = self.store.renew_leases(ids, lease_ms).await {
-                        tracing::warn!(%error, "renewing processing leases failed");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Writes results in transactions of at most about `WRITE_ROWS` entities and children: each
-    /// entity's result with its children stays in one transaction, but a round of many Locations
-    /// does not hold the write lock (and SQLite's page cache) for all of them at once.
+    /// Processes the claimed entities and writes their results as they come, in transactions of
+    /// about `WRITE_ROWS` entities and emitted children: each entity's result stays whole in one
+    /// transaction, but a round of many Locations neither holds the write lock for all of them
+    /// nor waits for the last to be processed before the first is written. Processing tasks run
+    /// on while a transaction is written, so the CPU work of parsing and processing overlaps the
+    /// database's.
     ///
-    /// Leases are renewed between transactions, never during one: on SQLite a second writer
-    /// waiting for the lock can stall the one holding it.
-    async fn write_in_groups(
+    /// Leases are renewed every `LEASE_RENEWAL`, between transactions: a renewal waiting for the
+    /// write lock while this task holds it would wait for itself.
+    async fn process_and_write(
         &self,
-        outcomes: &[ProcessOutcome],
+        claimed: Vec<ClaimedEntity>,
         ids: &[String],
         lease_ms: i64,
     ) -> Result<WriteSummary, portico_store::Error> {
         let mut summary = WriteSummary::default();
-        let mut rest = outcomes;
-        let mut renewed = std::time::Instant::now();
-        while !rest.is_empty() {
-            if renewed.elapsed() >= LEASE_RENEWAL {
-                self.store.renew_leases(ids, lease_ms).await?;
-                renewed = std::time::Instant::now();
-            }
-            let mut rows = 0;
-            let mut take = 0;
-            for outcome in rest {
-                let weight = 1 + match &outcome.outcome {
-                    Outcome::Succeeded { children, .. } => children.len(),
-                    _ => 0,
-                };
-                if take > 0 && rows + weight > WRITE_ROWS {
-                    break;
-                }
-                rows += weight;
-                take += 1;
-            }
-            let (group, tail) = rest.split_at(take);
-            let writing = std::time::Instant::now();
-            let written = self.store.write_results(group).await?;
-            tracing::debug!(rows, ms = writing.elapsed().as_millis(), "results written");
-            summary.conflicts.extend(written.conflicts);
-            summary.deleted.extend(written.deleted);
-            rest = tail;
-        }
-        Ok(summary)
-    }
-
-    async fn process_batch(&self, claimed: Vec<ClaimedEntity>) -> Vec<ProcessOutcome> {
-        let mut outcomes = Vec::with_capacity(claimed.len());
         let mut pending = claimed.into_iter();
         let mut tasks: JoinSet<ProcessOutcome> = JoinSet::new();
+        let mut ready: Vec<ProcessOutcome> = Vec::new();
+        let mut rows = 0;
+        let mut renewed = std::time::Instant::now();
         loop {
             while tasks.len() < IN_FLIGHT {
                 let Some(item) = pending.next() else { break };
@@ -284,23 +234,53 @@ impl Engine {
                 let interval = self.options.processing_interval;
                 tasks.spawn(async move { process_one(&processor, item, interval).await });
             }
-            match tasks.join_next().await {
-                Some(Ok(outcome)) => outcomes.push(outcome),
-                Some(Err(error)) => tracing::error!(%error, "a processing task panicked"),
-                None => break,
+            if renewed.elapsed() >= LEASE_RENEWAL {
+                if let Err(error) = self.store.renew_leases(ids, lease_ms).await {
+                    tracing::warn!(%error, "renewing processing leases failed");
+                }
+                renewed = std::time::Instant::now();
+            }
+            let done = match tokio::time::timeout(LEASE_RENEWAL, tasks.join_next()).await {
+                Err(_) => continue,
+                Ok(None) => true,
+                Ok(Some(Err(error))) => {
+                    tracing::error!(%error, "a processing task panicked");
+                    false
+                }
+                Ok(Some(Ok(outcome))) => {
+                    self.count_all(&outcome);
+                    rows += 1 + match &outcome.outcome {
+                        Outcome::Succeeded { children, .. } => children.len(),
+                        _ => 0,
+                    };
+                    ready.push(outcome);
+                    false
+                }
+            };
+            if (done && !ready.is_empty()) || rows >= WRITE_ROWS {
+                let writing = std::time::Instant::now();
+                let written = self.store.write_results(&ready).await?;
+                tracing::debug!(rows, ms = writing.elapsed().as_millis(), "results written");
+                summary.conflicts.extend(written.conflicts);
+                summary.deleted.extend(written.deleted);
+                ready.clear();
+                rows = 0;
+            }
+            if done {
+                return Ok(summary);
             }
         }
-        for outcome in &outcomes {
-            self.count(&outcome.entity_ref, &outcome.outcome);
-            if let Outcome::Succeeded { children, .. } = &outcome.outcome {
-                for child in children {
-                    if let Some(inline) = &child.processed {
-                        self.count(&child.entity_ref, &inline.outcome);
-                    }
+    }
+
+    fn count_all(&self, outcome: &ProcessOutcome) {
+        self.count(&outcome.entity_ref, &outcome.outcome);
+        if let Outcome::Succeeded { children, .. } = &outcome.outcome {
+            for child in children {
+                if let Some(inline) = &child.processed {
+                    self.count(&child.entity_ref, &inline.outcome);
                 }
             }
         }
-        outcomes
     }
 
     fn count(&self, entity_ref: &str, outcome: &Outcome) {
