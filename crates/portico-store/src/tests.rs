@@ -1363,22 +1363,22 @@ async fn audit_records_are_kept_in_order_and_paged_newest_first(db: Db) {
     assert_eq!(next[0].source, "127.0.0.1");
 }
 
+/// Every migration's description, in order.
+const MIGRATIONS: [&str; 7] = [
+    "catalog",
+    "auth keys",
+    "audit log",
+    "permission policy",
+    "catalog instance",
+    "scaffolder tasks",
+    "relations by source",
+];
+
 async fn migrations_go_up_down_and_up_again(db: Db) {
     let store = &db.store;
     assert!(store.ping().await);
     assert_eq!(store.is_postgres(), db.backend == Backend::Postgres);
-    assert_eq!(
-        store.applied_migrations().await.unwrap(),
-        [
-            "catalog",
-            "auth keys",
-            "audit log",
-            "permission policy",
-            "catalog instance",
-            "scaffolder tasks",
-            "relations by source"
-        ]
-    );
+    assert_eq!(store.applied_migrations().await.unwrap(), MIGRATIONS);
     store.insert_location(&location("a", "url", "https://example.com/a.yaml")).await.unwrap();
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
 
@@ -1387,18 +1387,7 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     assert!(store.list_locations().await.is_err(), "tables are gone");
 
     store.migrate().await.unwrap();
-    assert_eq!(
-        store.applied_migrations().await.unwrap(),
-        [
-            "catalog",
-            "auth keys",
-            "audit log",
-            "permission policy",
-            "catalog instance",
-            "scaffolder tasks",
-            "relations by source"
-        ]
-    );
+    assert_eq!(store.applied_migrations().await.unwrap(), MIGRATIONS);
     assert_eq!(store.list_locations().await.unwrap(), []);
     assert_eq!(store.counts().await.unwrap(), StoreCounts::default());
     assert_eq!(store.current_seq().await.unwrap(), 0);
@@ -1415,18 +1404,7 @@ async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {
     store.migrate().await.unwrap();
     let replica = db.replica().await;
     replica.migrate().await.unwrap();
-    assert_eq!(
-        replica.applied_migrations().await.unwrap(),
-        [
-            "catalog",
-            "auth keys",
-            "audit log",
-            "permission policy",
-            "catalog instance",
-            "scaffolder tasks",
-            "relations by source"
-        ]
-    );
+    assert_eq!(replica.applied_migrations().await.unwrap(), MIGRATIONS);
     assert_eq!(replica.list_locations().await.unwrap().len(), 1);
     let instance = store.instance_id().await.unwrap();
     assert_eq!(instance.len(), 32, "{instance}");
