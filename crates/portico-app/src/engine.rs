@@ -175,21 +175,13 @@ impl Engine {
         let claimed_count = claimed.len();
         if processed_any {
             let ids: Vec<String> = claimed.iter().map(|item| item.entity_id.clone()).collect();
-            let summary = self.process_and_write(claimed, &ids, lease_ms).await?;
+            self.process_and_write(claimed, &ids, lease_ms).await?;
             tracing::debug!(
                 claimed = claimed_count,
                 claim_ms,
                 ms = started.elapsed().as_millis() - claim_ms,
                 "processing round"
             );
-            for conflict in &summary.conflicts {
-                tracing::warn!(
-                    entity.r#ref = %conflict.entity_ref,
-                    existing_location = conflict.existing_location_key.as_deref().unwrap_or(""),
-                    new_location = conflict.new_location_key.as_deref().unwrap_or(""),
-                    "detected conflicting entity: the entity already exists from another location and stays there"
-                );
-            }
         }
         // While a backlog is being worked through (a full batch was claimed), stitching waits
         // up to `STITCH_DELAY`: an entity is then stitched once after its peers' relations are
@@ -220,8 +212,7 @@ impl Engine {
         claimed: Vec<ClaimedEntity>,
         ids: &[String],
         lease_ms: i64,
-    ) -> Result<WriteSummary, portico_store::Error> {
-        let mut summary = WriteSummary::default();
+    ) -> Result<(), portico_store::Error> {
         let mut pending = claimed.into_iter();
         let mut tasks: JoinSet<ProcessOutcome> = JoinSet::new();
         let mut ready: Vec<ProcessOutcome> = Vec::new();
@@ -240,43 +231,59 @@ impl Engine {
                 }
                 renewed = std::time::Instant::now();
             }
-            let done = match tokio::time::timeout(LEASE_RENEWAL, tasks.join_next()).await {
-                Err(_) => continue,
-                Ok(None) => true,
+            let (done, waited) = match tokio::time::timeout(LEASE_RENEWAL, tasks.join_next()).await {
+                // Nothing finished for a while (a slow read): write what is ready meanwhile.
+                Err(_) => (false, true),
+                Ok(None) => (true, false),
                 Ok(Some(Err(error))) => {
                     tracing::error!(%error, "a processing task panicked");
-                    false
+                    (false, false)
                 }
                 Ok(Some(Ok(outcome))) => {
-                    self.count_all(&outcome);
+                    self.count(&outcome.entity_ref, &outcome.outcome);
                     rows += 1 + match &outcome.outcome {
                         Outcome::Succeeded { children, .. } => children.len(),
                         _ => 0,
                     };
                     ready.push(outcome);
-                    false
+                    (false, false)
                 }
             };
-            if (done && !ready.is_empty()) || rows >= WRITE_ROWS {
+            if !ready.is_empty() && (done || waited || rows >= WRITE_ROWS) {
                 let writing = std::time::Instant::now();
                 let written = self.store.write_results(&ready).await?;
                 tracing::debug!(rows, ms = writing.elapsed().as_millis(), "results written");
-                summary.conflicts.extend(written.conflicts);
-                summary.deleted.extend(written.deleted);
+                self.report(&ready, &written);
                 ready.clear();
                 rows = 0;
             }
             if done {
-                return Ok(summary);
+                return Ok(());
             }
         }
     }
 
-    fn count_all(&self, outcome: &ProcessOutcome) {
-        self.count(&outcome.entity_ref, &outcome.outcome);
-        if let Outcome::Succeeded { children, .. } = &outcome.outcome {
+    /// Counts and logs what a write stored: conflicts, and the inline results of children it
+    /// stored with them (the others were dropped, and are processed on their own claim).
+    fn report(&self, outcomes: &[ProcessOutcome], written: &WriteSummary) {
+        for conflict in &written.conflicts {
+            tracing::warn!(
+                entity.r#ref = %conflict.entity_ref,
+                existing_location = conflict.existing_location_key.as_deref().unwrap_or(""),
+                new_location = conflict.new_location_key.as_deref().unwrap_or(""),
+                "detected conflicting entity: the entity already exists from another location and stays there"
+            );
+        }
+        if written.inline.is_empty() {
+            return;
+        }
+        let stored: std::collections::HashSet<&str> = written.inline.iter().map(String::as_str).collect();
+        for outcome in outcomes {
+            let Outcome::Succeeded { children, .. } = &outcome.outcome else { continue };
             for child in children {
-                if let Some(inline) = &child.processed {
+                if let Some(inline) =
+                    child.processed.as_ref().filter(|_| stored.contains(child.entity_ref.as_str()))
+                {
                     self.count(&child.entity_ref, &inline.outcome);
                 }
             }
@@ -319,6 +326,7 @@ impl Engine {
             let (writes, gone, done, built) =
                 tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
             let build_ms = started.elapsed().as_millis();
+            let writing = std::time::Instant::now();
             let stitched = match self.store.write_stitched(&ticket, &writes, &gone, &done).await {
                 Ok(stitched) => stitched,
                 Err(error) => break Err(error),
@@ -330,7 +338,7 @@ impl Engine {
                 let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
                 built.into_iter().filter(|(entity_ref, _, _)| !skipped.contains(entity_ref)).collect()
             };
-            let write_ms = started.elapsed().as_millis();
+            let write_ms = writing.elapsed().as_millis();
             if let Err(error) = self.finish_indexing(indexing.take()).await {
                 break Err(error);
             }
@@ -457,18 +465,27 @@ async fn process_one(
             // at hand: a new one is then stored processed in this entity's transaction instead
             // of being written, claimed, read back and written again. Locations read files or
             // URLs, so they keep their own claim.
+            //
+            // Only on a Location's first pass, when its children are new: a Location read again
+            // mostly re-emits existing children, whose inline results would be dropped.
+            let first_pass = item.result_hash.is_none();
             let mut deferred = Vec::with_capacity(children.len());
-            for child in children {
-                let inline = if child.entity.get("kind").and_then(Value::as_str) == Some("Location") {
-                    None
-                } else {
-                    let processed = processor.process(&child.entity).await;
-                    let result_hash = processed.result_hash();
-                    Some(Box::new(InlineResult {
-                        outcome: leaf_outcome(processed, result_hash),
-                        next_update_at: next_update_at(interval),
-                    }))
-                };
+            for (position, child) in children.into_iter().enumerate() {
+                let inline =
+                    if !first_pass || child.entity.get("kind").and_then(Value::as_str) == Some("Location") {
+                        None
+                    } else {
+                        // A Location may emit thousands of children: let other tasks run between them.
+                        if position % 64 == 63 {
+                            tokio::task::yield_now().await;
+                        }
+                        let processed = processor.process(&child.entity).await;
+                        let result_hash = processed.result_hash();
+                        Some(Box::new(InlineResult {
+                            outcome: leaf_outcome(processed, result_hash),
+                            next_update_at: next_update_at(interval),
+                        }))
+                    };
                 deferred.push(DeferredEntity {
                     entity_ref: child.entity_ref,
                     hash: child.hash,

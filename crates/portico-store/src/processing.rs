@@ -80,6 +80,8 @@ pub enum Outcome {
 pub struct WriteSummary {
     pub conflicts: Vec<Conflict>,
     pub deleted: Vec<String>,
+    /// Refs of children stored with their inline result (the others' results were dropped).
+    pub inline: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +134,7 @@ impl Store {
             let (accepted, conflicts, _fresh, inline) = upsert_unprocessed!(self, &mut tx, &added.iter().collect::<Vec<_>>(), now);
             summary.conflicts = conflicts;
             store_inline!(self, &mut tx, &inline, &mut stitch);
+            summary.inline = inline.iter().map(|(_, child)| child.entity_ref.clone()).collect();
             let accepted_refs: Vec<&str> = accepted.iter().map(String::as_str).collect();
             for chunk in accepted_refs.chunks(CHUNK) {
                 let sql = self.sql(format!(
@@ -415,6 +418,7 @@ impl Store {
             let t_upsert = timer.elapsed().as_millis();
             summary.conflicts = conflicts;
             store_inline!(self, &mut tx, &inline, &mut stitch);
+            summary.inline = inline.iter().map(|(_, child)| child.entity_ref.clone()).collect();
             let t_inline = timer.elapsed().as_millis();
             let accepted: HashSet<String> = accepted.into_iter().collect();
             let new_edges: HashSet<(String, String)> = children

@@ -74,11 +74,15 @@ impl Store {
             let ticket = uuid::Uuid::new_v4().to_string();
             // One statement claims the batch: before any state is read, so an enqueue after it
             // sets `pending` again.
-            let queued: Vec<(String,)> = sqlx::query_as(
+            // On PostgreSQL the rows are locked in ref order, skipping those another claim holds
+            // this instant, as every writer of the queue locks them: claims cannot deadlock.
+            let lock = if matches!(self.backend, crate::Backend::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
+            let sql = format!(
                 "UPDATE stitch_queue SET pending = 0, ticket = $1
-                 WHERE entity_ref IN (SELECT entity_ref FROM stitch_queue ORDER BY entity_ref LIMIT $2)
-                 RETURNING entity_ref",
-            )
+                 WHERE entity_ref IN (SELECT entity_ref FROM stitch_queue ORDER BY entity_ref LIMIT $2{lock})
+                 RETURNING entity_ref"
+            );
+            let queued: Vec<(String,)> = sqlx::query_as(&sql)
             .bind(&ticket)
             .bind(limit)
             .fetch_all(&mut *conn)

@@ -817,6 +817,8 @@ async fn new_children_with_an_inline_result_are_stored_processed(db: Db) {
     let b = states["component:default/b"];
     assert_eq!((b.processed.as_deref(), b.errors.as_deref()), (None, Some(r#"[{"name":"InputError"}]"#)));
     stitch_all(store).await;
+    store.make_due(&["component:default/b"]).await.unwrap();
+    assert_eq!(claim_only(store, "component:default/b").await.result_hash.as_deref(), Some("b1"));
 
     // A child that already exists keeps its own claim: the inline result is ignored.
     store.make_due(&["location:default/root"]).await.unwrap();
@@ -829,7 +831,7 @@ async fn new_children_with_an_inline_result_are_stored_processed(db: Db) {
             Outcome::Succeeded {
                 result_hash: "a2".into(),
                 processed: r#"{"processed":"a2"}"#.into(),
-                relations: Vec::new(),
+                relations: vec![relation("component:default/a", "dependsOn", "component:default/c")],
                 children: Vec::new(),
             },
         )
@@ -843,6 +845,16 @@ async fn new_children_with_an_inline_result_are_stored_processed(db: Db) {
     assert_eq!(
         (a.unprocessed_entity.as_str(), a.result_hash.as_deref()),
         (r#"{"changed":true}"#, Some("a1"))
+    );
+    // A failed pass keeps the stored relations and queues the entity: they are the first ones.
+    let failed = Outcome::Failed { result_hash: "a3".into(), errors: "[]".into() };
+    store.write_results(&[outcome(&a, failed)]).await.unwrap();
+    let inputs = store.stitch_inputs(10).await.unwrap();
+    let a = inputs.iter().find(|input| input.entity_ref == "component:default/a").expect("a is queued");
+    assert_eq!(
+        a.state.as_ref().expect("a exists").relations,
+        [("ownedBy".to_owned(), "group:default/team".to_owned())],
+        "the dropped result's relations are not stored"
     );
 }
 
