@@ -714,7 +714,7 @@ fn a_running_task_page_follows_the_log_without_reloading() {
         let workspace = Workspace::new();
         workspace.write(
             "slow.yaml",
-            "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: slow\nspec:\n  type: service\n  steps:\n    - id: first\n      name: Say hello\n      action: debug:log\n      input: { message: hello }\n    - id: wait\n      name: Wait a moment\n      action: debug:wait\n      input: { seconds: 3 }\n    - id: last\n      name: Say goodbye\n      action: debug:log\n      input: { message: goodbye }\n",
+            "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: slow\nspec:\n  type: service\n  steps:\n    - id: first\n      name: Say hello\n      action: debug:log\n      input: { message: hello }\n    - id: wait\n      name: Wait a moment\n      action: debug:wait\n      input: { seconds: 6 }\n    - id: last\n      name: Say goodbye\n      action: debug:log\n      input: { message: goodbye }\n",
         );
         let port = free_port();
         workspace.config(port, &catalog_with("./slow.yaml"));
