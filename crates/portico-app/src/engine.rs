@@ -165,8 +165,7 @@ impl Engine {
     }
 
     async fn round_inner(&self) -> Result<bool, portico_store::Error> {
-        let interval = self.options.processing_interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
-        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4);
+        let interval_ms = interval_ms(self.options.processing_interval);
         let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(15_000);
         let started = std::time::Instant::now();
         let claimed = self.store.claim_due(BATCH, interval_ms, lease_ms).await?;
@@ -531,11 +530,16 @@ fn relation_rows(relations: Vec<portico_catalog::relations::Relation>) -> Vec<Re
         .collect()
 }
 
+/// The processing interval in milliseconds; `None` (`processingInterval: false`) is a century.
+fn interval_ms(interval: Option<Duration>) -> i64 {
+    let interval = interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+    i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
 /// Milliseconds since the epoch at which an entity processed now is due again: what a claim sets
 /// (the interval plus up to half of it again, so refreshes spread out).
 fn next_update_at(interval: Option<Duration>) -> i64 {
-    let interval = interval.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
-    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4);
+    let interval_ms = interval_ms(interval);
     let spread = (interval_ms / 2).max(1);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
