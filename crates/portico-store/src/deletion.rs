@@ -226,12 +226,21 @@ impl Store {
         let counts = dispatch!(self, pool => {
             let mut conn = pool.acquire().await?;
             let mut values = [0i64; 4];
-            for (index, table) in
-                ["refresh_state", "final_entities", "relations", "stitch_queue"].iter().enumerate()
+            // Relations are counted as emitted: each entity's stored list (see `relations.rs`).
+            let relations = match self.backend {
+                crate::Backend::Sqlite(_) => "SELECT CAST(COALESCE(SUM(json_array_length(relations)), 0) AS BIGINT) FROM refresh_state",
+                crate::Backend::Postgres(_) => "SELECT CAST(COALESCE(SUM(json_array_length(relations::json)), 0) AS BIGINT) FROM refresh_state",
+            };
+            for (index, sql) in [
+                "SELECT COUNT(*) FROM refresh_state",
+                "SELECT COUNT(*) FROM final_entities",
+                relations,
+                "SELECT COUNT(*) FROM stitch_queue",
+            ]
+            .iter()
+            .enumerate()
             {
-                let (count,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-                    .fetch_one(&mut *conn)
-                    .await?;
+                let (count,): (i64,) = sqlx::query_as(sql).fetch_one(&mut *conn).await?;
                 values[index] = count;
             }
             StoreCounts {

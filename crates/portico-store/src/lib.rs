@@ -24,6 +24,7 @@ mod keys;
 mod location;
 mod policy;
 mod processing;
+mod relations;
 mod stitch;
 mod tasks;
 
@@ -143,7 +144,10 @@ impl Store {
                     .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
-                    .pragma("cache_size", "-2048");
+                    .pragma("cache_size", "-2048")
+                    // A multi-row statement inside a transaction keeps a statement journal of the
+                    // pages it changes; in memory it costs no temporary file writes.
+                    .pragma("temp_store", "memory");
                 if path.is_some() {
                     // Create the file and switch it to WAL on one connection first: several pool
                     // connections racing to change the journal mode of a new file can fail with
@@ -196,6 +200,16 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").undo(pool, 0).await?,
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").undo(pool, 0).await?,
+        }
+        Ok(())
+    }
+
+    /// Reverts the migrations after `version` (tests of upgrades from an older schema).
+    #[doc(hidden)]
+    pub async fn migrate_down_to(&self, version: i64) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").undo(pool, version).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").undo(pool, version).await?,
         }
         Ok(())
     }

@@ -234,50 +234,81 @@ impl Store {
         let mut summary = WriteSummary::default();
         transaction!(self, tx => {
             let mut stitch: HashSet<String> = HashSet::new();
-            let mut succeeded_ids: Vec<&str> = Vec::new();
-            let mut relations: Vec<&RelationRow> = Vec::new();
-            let mut relation_origins: Vec<&str> = Vec::new();
             let mut parents: Vec<&str> = Vec::new();
             let mut children: Vec<(&str, &DeferredEntity)> = Vec::new();
             let mut unchanged: Vec<&str> = Vec::new();
-            // (id, result hash, errors or processed entity)
+            // (id, result hash, errors)
             let mut failed_rows: Vec<(&str, &str, &str)> = Vec::new();
-            let mut succeeded_rows: Vec<(&str, &str, &str)> = Vec::new();
+            // (id, result hash, processed entity, emitted relations as stored)
+            let mut succeeded_rows: Vec<(&str, &str, &str, String)> = Vec::new();
+            // The distinct relations of each succeeded outcome, by entity id.
+            let mut emitted: HashMap<&str, Vec<&RelationRow>> = HashMap::new();
             for outcome in outcomes {
                 match &outcome.outcome {
                     Outcome::Unchanged => unchanged.push(outcome.entity_id.as_str()),
                     Outcome::Failed { result_hash, errors } => {
                         failed_rows.push((&outcome.entity_id, result_hash, errors));
                     }
-                    Outcome::Succeeded { result_hash, processed, .. } => {
-                        succeeded_rows.push((&outcome.entity_id, result_hash, processed));
+                    Outcome::Succeeded { result_hash, processed, relations, .. } => {
+                        // A processor may emit the same relation twice; it is stored once.
+                        let distinct = crate::relations::distinct(relations);
+                        let stored = crate::relations::encode(&outcome.entity_ref, &distinct);
+                        emitted.insert(&outcome.entity_id, distinct);
+                        succeeded_rows.push((&outcome.entity_id, result_hash, processed, stored));
                     }
                 }
             }
             let timer = std::time::Instant::now();
+            // What the succeeded entities emitted before this pass, to diff against.
+            let succeeded_ids: Vec<&str> = succeeded_rows.iter().map(|(id, ..)| *id).collect();
+            let old_emitted: HashMap<String, Vec<RelationRow>> = crate::fetch_in!(
+                &mut *tx,
+                "SELECT entity_id, entity_ref, relations FROM refresh_state WHERE entity_id IN ({})",
+                succeeded_ids,
+                (String, String, Option<String>)
+            )
+            .into_iter()
+            .map(|(id, entity_ref, relations)| {
+                let old = crate::relations::decode(&entity_ref, relations.as_deref());
+                (id, old)
+            })
+            .collect();
             // One multi-row UPDATE per chunk instead of one statement per entity. RETURNING tells
             // which entities still exist: one deleted while it was being processed (its id is
             // gone even if the ref has come back) must have its result dropped, or its relations
             // and children would hang off an entity that no longer exists.
             let mut updated: HashSet<String> = HashSet::new();
-            for (rows, set) in [
-                (&failed_rows, "result_hash = v.column2, errors = v.column3"),
-                (&succeeded_rows, "result_hash = v.column2, errors = NULL, processed_entity = v.column3"),
-            ] {
-                for chunk in rows.chunks(CHUNK) {
-                    let sql = self.sql(format!(
-                        "UPDATE refresh_state SET {set}, lease_until = 0
-                         FROM (VALUES {}) AS v WHERE refresh_state.entity_id = v.column1
-                         RETURNING refresh_state.entity_id",
-                        value_tuples(chunk.len(), 3, 1)
-                    ));
-                    let mut query = sqlx::query_as::<_, (String,)>(&sql);
-                    for (id, hash, body) in chunk {
-                        query = query.bind(*id).bind(*hash).bind(*body);
-                    }
-                    updated.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
+            for chunk in failed_rows.chunks(CHUNK) {
+                let sql = self.sql(format!(
+                    "UPDATE refresh_state SET result_hash = v.column2, errors = v.column3, lease_until = 0
+                     FROM (VALUES {}) AS v WHERE refresh_state.entity_id = v.column1
+                     RETURNING refresh_state.entity_id",
+                    value_tuples(chunk.len(), 3, 1)
+                ));
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for (id, hash, errors) in chunk {
+                    query = query.bind(*id).bind(*hash).bind(*errors);
                 }
+                updated.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
             }
+            for chunk in succeeded_rows.chunks(CHUNK) {
+                let sql = self.sql(format!(
+                    "UPDATE refresh_state
+                     SET result_hash = v.column2, errors = NULL, processed_entity = v.column3,
+                         relations = v.column4, lease_until = 0
+                     FROM (VALUES {}) AS v WHERE refresh_state.entity_id = v.column1
+                     RETURNING refresh_state.entity_id",
+                    value_tuples(chunk.len(), 4, 1)
+                ));
+                let mut query = sqlx::query_as::<_, (String,)>(&sql);
+                for (id, hash, body, relations) in chunk {
+                    query = query.bind(*id).bind(*hash).bind(*body).bind(relations);
+                }
+                updated.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
+            }
+            // Peer rows that this pass removed and added, as (emitter ref, relation).
+            let mut peers_gone: Vec<(&str, &RelationRow)> = Vec::new();
+            let mut peers_new: Vec<(&str, &RelationRow)> = Vec::new();
             for outcome in outcomes {
                 if !updated.contains(&outcome.entity_id) {
                     continue;
@@ -287,14 +318,27 @@ impl Store {
                     Outcome::Failed { .. } => {
                         stitch.insert(outcome.entity_ref.clone());
                     }
-                    Outcome::Succeeded { relations: own, children: kids, .. } => {
+                    Outcome::Succeeded { children: kids, .. } => {
                         stitch.insert(outcome.entity_ref.clone());
-                        succeeded_ids.push(&outcome.entity_id);
-                        // A processor may emit the same relation twice; it is stored once.
-                        let mut seen: HashSet<&RelationRow> = HashSet::new();
-                        for relation in own.iter().filter(|relation| seen.insert(relation)) {
-                            relations.push(relation);
-                            relation_origins.push(&outcome.entity_id);
+                        // Only sources whose relations actually changed are re-stitched: a pass
+                        // that keeps its relations (the common case on refresh) touches nobody
+                        // else, and writes no peer row.
+                        let emitter = outcome.entity_ref.as_str();
+                        let new: HashSet<&RelationRow> =
+                            emitted.get(outcome.entity_id.as_str()).into_iter().flatten().copied().collect();
+                        let old: HashSet<&RelationRow> =
+                            old_emitted.get(&outcome.entity_id).into_iter().flatten().collect();
+                        for relation in old.difference(&new) {
+                            stitch.insert(relation.source.clone());
+                            if relation.source != emitter {
+                                peers_gone.push((emitter, relation));
+                            }
+                        }
+                        for relation in new.difference(&old) {
+                            stitch.insert(relation.source.clone());
+                            if relation.source != emitter {
+                                peers_new.push((emitter, relation));
+                            }
                         }
                         parents.push(&outcome.entity_ref);
                         for child in kids {
@@ -305,36 +349,9 @@ impl Store {
             }
 
             let t_update = timer.elapsed().as_millis();
-            // Relations: replace everything the succeeded entities originated. Both the old and
-            // the new sources must be re-stitched.
             crate::execute_in!(&mut *tx, "UPDATE refresh_state SET lease_until = 0 WHERE entity_id IN ({})", unchanged);
-
-            // Only sources whose relations actually changed are re-stitched: a pass that keeps
-            // its relations (the common case on refresh) touches nobody else.
-            let old_relations: HashSet<(String, String, String, String)> = crate::fetch_in!(
-                &mut *tx,
-                "DELETE FROM relations WHERE originating_entity_id IN ({})
-                 RETURNING originating_entity_id, source_entity_ref, type, target_entity_ref",
-                succeeded_ids,
-                (String, String, String, String)
-            )
-            .into_iter()
-            .collect();
-            let mut new_relations: HashSet<(String, String, String, String)> = HashSet::new();
-            for (relation, origin) in relations.iter().zip(&relation_origins) {
-                new_relations.insert((
-                    (*origin).to_owned(),
-                    relation.source.clone(),
-                    relation.kind.clone(),
-                    relation.target.clone(),
-                ));
-            }
-            for (_, source, _, _) in old_relations.symmetric_difference(&new_relations) {
-                stitch.insert(source.clone());
-            }
-            let rows: Vec<(&str, &RelationRow)> =
-                relation_origins.iter().copied().zip(relations.iter().copied()).collect();
-            insert_relations!(self, &mut tx, &rows);
+            crate::relations::delete_peer_relations!(self, &mut tx, &peers_gone);
+            crate::relations::insert_peer_relations!(self, &mut tx, &peers_new);
 
             let t_relations = timer.elapsed().as_millis();
             // Emitter edges: children no longer emitted become orphans (and are re-stitched so
@@ -552,27 +569,33 @@ macro_rules! upsert_unprocessed {
                     let sql = $store.sql(format!(
                         "INSERT INTO refresh_state
                          (entity_id, entity_ref, unprocessed_entity, unprocessed_hash, location_key, next_update_at,
-                          processed_entity, result_hash, errors)
+                          processed_entity, result_hash, errors, relations)
                          VALUES {}
                          ON CONFLICT (entity_ref) DO NOTHING RETURNING entity_ref",
-                        value_tuples(inserts.len(), 9, 1)
+                        value_tuples(inserts.len(), 10, 1)
                     ));
                     // Time-ordered ids (UUID v7): new rows append at the right edge of the id
-                    // indexes (here and in `relations`) instead of landing on random pages.
+                    // indexes instead of landing on random pages.
                     let ids: Vec<String> = inserts.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
                     let mut query = sqlx::query_as::<_, (String,)>(&sql);
                     for (entity, id) in inserts.iter().zip(&ids) {
-                        let (processed, result_hash, errors, next_update_at) = match entity.processed.as_deref() {
-                            Some(crate::processing::InlineResult {
-                                outcome: crate::processing::Outcome::Succeeded { result_hash, processed, .. },
-                                next_update_at,
-                            }) => (Some(processed), Some(result_hash), None, *next_update_at),
-                            Some(crate::processing::InlineResult {
-                                outcome: crate::processing::Outcome::Failed { result_hash, errors },
-                                next_update_at,
-                            }) => (None, Some(result_hash), Some(errors), *next_update_at),
-                            _ => (None, None, None, $now),
-                        };
+                        let (processed, result_hash, errors, relations, next_update_at) =
+                            match entity.processed.as_deref() {
+                                Some(crate::processing::InlineResult {
+                                    outcome:
+                                        crate::processing::Outcome::Succeeded { result_hash, processed, relations, .. },
+                                    next_update_at,
+                                }) => {
+                                    let distinct = crate::relations::distinct(relations);
+                                    let stored = crate::relations::encode(&entity.entity_ref, &distinct);
+                                    (Some(processed), Some(result_hash), None, Some(stored), *next_update_at)
+                                }
+                                Some(crate::processing::InlineResult {
+                                    outcome: crate::processing::Outcome::Failed { result_hash, errors },
+                                    next_update_at,
+                                }) => (None, Some(result_hash), Some(errors), None, *next_update_at),
+                                _ => (None, None, None, None, $now),
+                            };
                         query = query
                             .bind(id)
                             .bind(&entity.entity_ref)
@@ -582,7 +605,8 @@ macro_rules! upsert_unprocessed {
                             .bind(next_update_at)
                             .bind(processed)
                             .bind(result_hash)
-                            .bind(errors);
+                            .bind(errors)
+                            .bind(relations);
                     }
                     let inserted: HashSet<String> =
                         query.fetch_all(&mut **tx).await?.into_iter().map(|(entity_ref,)| entity_ref).collect();
@@ -611,8 +635,9 @@ macro_rules! store_inline {
     ($store:expr, $tx:expr, $inline:expr, $stitch:expr) => {{
         let inline: &[(String, &DeferredEntity)] = $inline;
         let stitch: &mut HashSet<String> = $stitch;
-        let mut rows: Vec<(&str, &RelationRow)> = Vec::new();
-        for (id, child) in inline {
+        // Peer rows (emitter ref, relation); the entity's own list went in with its row.
+        let mut peers: Vec<(&str, &RelationRow)> = Vec::new();
+        for (_, child) in inline {
             stitch.insert(child.entity_ref.clone());
             let Some(crate::processing::InlineResult {
                 outcome: crate::processing::Outcome::Succeeded { relations, .. },
@@ -621,35 +646,17 @@ macro_rules! store_inline {
             else {
                 continue;
             };
-            let mut seen: HashSet<&RelationRow> = HashSet::new();
-            for relation in relations.iter().filter(|relation| seen.insert(relation)) {
+            for relation in crate::relations::distinct(relations) {
                 stitch.insert(relation.source.clone());
-                rows.push((id.as_str(), relation));
+                if relation.source != child.entity_ref {
+                    peers.push((child.entity_ref.as_str(), relation));
+                }
             }
         }
-        insert_relations!($store, $tx, &rows);
+        crate::relations::insert_peer_relations!($store, $tx, &peers);
     }};
 }
 pub(crate) use store_inline;
-
-/// Inserts `(originating entity id, relation)` rows.
-macro_rules! insert_relations {
-    ($store:expr, $tx:expr, $rows:expr) => {{
-        let rows: &[(&str, &RelationRow)] = $rows;
-        for chunk in rows.chunks(CHUNK) {
-            let sql = $store.sql(format!(
-                "INSERT INTO relations (originating_entity_id, source_entity_ref, type, target_entity_ref) VALUES {}",
-                value_tuples(chunk.len(), 4, 1)
-            ));
-            let mut query = sqlx::query(&sql);
-            for (origin, relation) in chunk {
-                query = query.bind(*origin).bind(&relation.source).bind(&relation.kind).bind(&relation.target);
-            }
-            query.execute(&mut **$tx).await?;
-        }
-    }};
-}
-pub(crate) use insert_relations;
 
 /// Adds refs to the durable stitch queue.
 macro_rules! enqueue_stitch {
@@ -711,14 +718,27 @@ macro_rules! delete_unreachable {
                     (String,)
                 );
                 next.extend(children.into_iter().map(|(child,)| child));
-                let sources = crate::fetch_in!(
+                let removed = crate::fetch_in!(
                     &mut **tx,
-                    "DELETE FROM relations WHERE originating_entity_id IN ({}) RETURNING source_entity_ref",
+                    "DELETE FROM refresh_state WHERE entity_id IN ({}) RETURNING entity_ref, relations",
                     ids,
-                    (String,)
+                    (String, Option<String>)
                 );
-                stitch.extend(sources.into_iter().map(|(source,)| source));
-                crate::execute_in!(&mut **tx, "DELETE FROM refresh_state WHERE entity_id IN ({})", ids);
+                // Everything they emitted goes: their peers are stitched without it.
+                let emitted: Vec<(&str, Vec<crate::processing::RelationRow>)> = removed
+                    .iter()
+                    .map(|(emitter, relations)| (emitter.as_str(), crate::relations::decode(emitter, relations.as_deref())))
+                    .collect();
+                let mut peers: Vec<(&str, &crate::processing::RelationRow)> = Vec::new();
+                for (emitter, relations) in &emitted {
+                    for relation in relations {
+                        stitch.insert(relation.source.clone());
+                        if relation.source != *emitter {
+                            peers.push((*emitter, relation));
+                        }
+                    }
+                }
+                crate::relations::delete_peer_relations!($store, tx, &peers);
                 let seq = crate::stitch::next_seq!(tx);
                 crate::stitch::delete_final!($store, tx, &refs, seq);
                 for entity_ref in refs {

@@ -30,6 +30,16 @@ pub struct StitchState {
     pub final_hash: Option<String>,
 }
 
+/// The `refresh_state` columns stitching reads.
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    entity_ref: String,
+    entity_id: String,
+    processed_entity: Option<String>,
+    errors: Option<String>,
+    relations: Option<String>,
+}
+
 /// A final entity to store.
 #[derive(Debug, Clone)]
 pub struct FinalWrite {
@@ -102,16 +112,18 @@ impl Store {
                         query.fetch_all(&mut *conn).await?
                     }};
                 }
-                let states: Vec<(String, String, Option<String>, Option<String>)> = fetch!(
-                    "SELECT entity_ref, entity_id, processed_entity, errors FROM refresh_state WHERE entity_ref IN ({list})",
-                    (String, String, Option<String>, Option<String>)
+                let states: Vec<StateRow> = fetch!(
+                    "SELECT entity_ref, entity_id, processed_entity, errors, relations FROM refresh_state
+                     WHERE entity_ref IN ({list})",
+                    StateRow
                 );
                 let parented: Vec<(String,)> = fetch!(
                     "SELECT DISTINCT target_entity_ref FROM refresh_state_references WHERE target_entity_ref IN ({list})",
                     (String,)
                 );
-                let relations: Vec<(String, String, String)> = fetch!(
-                    "SELECT DISTINCT source_entity_ref, type, target_entity_ref FROM relations WHERE source_entity_ref IN ({list})",
+                // What other entities emitted with these sources (see `relations.rs`).
+                let peers: Vec<(String, String, String)> = fetch!(
+                    "SELECT source_entity_ref, type, target_entity_ref FROM relations WHERE source_entity_ref IN ({list})",
                     (String, String, String)
                 );
                 let hashes: Vec<(String, String)> = fetch!(
@@ -121,21 +133,26 @@ impl Store {
                 let parented: HashSet<String> = parented.into_iter().map(|(r,)| r).collect();
                 let mut hashes: HashMap<String, String> = hashes.into_iter().collect();
                 let mut by_source: HashMap<String, Vec<(String, String)>> = HashMap::new();
-                for (source, kind, target) in relations {
+                for (source, kind, target) in peers {
                     by_source.entry(source).or_default().push((kind, target));
                 }
-                let mut states: HashMap<String, (String, Option<String>, Option<String>)> = states
-                    .into_iter()
-                    .map(|(entity_ref, id, processed, errors)| (entity_ref, (id, processed, errors)))
-                    .collect();
+                let mut states: HashMap<String, StateRow> =
+                    states.into_iter().map(|row| (row.entity_ref.clone(), row)).collect();
                 for entity_ref in chunk {
-                    let state = states.remove(entity_ref).map(|(entity_id, processed, errors)| {
+                    let state = states.remove(entity_ref).map(|row| {
                         let mut relations = by_source.remove(entity_ref).unwrap_or_default();
-                        relations.sort();
+                        relations.extend(
+                            crate::relations::decode(entity_ref, row.relations.as_deref())
+                                .into_iter()
+                                .filter(|relation| relation.source == *entity_ref)
+                                .map(|relation| (relation.kind, relation.target)),
+                        );
+                        relations.sort_unstable();
+                        relations.dedup();
                         StitchState {
-                            entity_id,
-                            processed,
-                            errors,
+                            entity_id: row.entity_id,
+                            processed: row.processed_entity,
+                            errors: row.errors,
                             has_parents: parented.contains(entity_ref),
                             relations,
                             final_hash: hashes.remove(entity_ref),

@@ -146,6 +146,7 @@ contract_tests! {
     signing_keys_are_kept_newest_first_and_pruned_by_age
     audit_records_are_kept_in_order_and_paged_newest_first
     migrations_go_up_down_and_up_again
+    relations_survive_the_relations_migration_down_and_up
     migrating_again_or_from_a_second_replica_is_a_no_op
     concurrent_writers_all_succeed
     providers_racing_to_add_the_same_refs_leave_one_owner_each
@@ -1376,7 +1377,7 @@ async fn audit_records_are_kept_in_order_and_paged_newest_first(db: Db) {
 }
 
 /// Every migration's description, in order.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     "catalog",
     "auth keys",
     "audit log",
@@ -1384,6 +1385,7 @@ const MIGRATIONS: [&str; 7] = [
     "catalog instance",
     "scaffolder tasks",
     "relations by source",
+    "relations by emitter",
 ];
 
 async fn migrations_go_up_down_and_up_again(db: Db) {
@@ -1408,6 +1410,51 @@ async fn migrations_go_up_down_and_up_again(db: Db) {
     store.apply_mutation("p", add(&["component:default/a"])).await.unwrap();
     process_all(store, &[]).await;
     assert!(stitch_all(store).await > 0);
+}
+
+/// Relations moved from one row per emitted relation to each emitter's list plus peer rows: an
+/// existing database is converted both ways without losing one.
+async fn relations_survive_the_relations_migration_down_and_up(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["component:default/a", "group:default/team"])).await.unwrap();
+    let claimed = claim(store).await;
+    let [a, team] = &claimed[..] else { panic!("claimed {:?}", refs_of(&claimed)) };
+    let relations = vec![
+        relation("component:default/a", "ownedBy", "group:default/team"),
+        relation("group:default/team", "ownerOf", "component:default/a"),
+        relation("component:default/a", "dependsOn", "component:default/b"),
+        relation("component:default/b", "dependencyOf", "component:default/a"),
+    ];
+    let team_relations = vec![relation("group:default/team", "childOf", "group:default/org")];
+    store
+        .write_results(&[succeeded(a, vec![], relations), succeeded(team, vec![], team_relations)])
+        .await
+        .unwrap();
+    let relations_by_ref = || async {
+        let inputs = store.stitch_inputs(100).await.unwrap();
+        inputs
+            .into_iter()
+            .map(|input| (input.entity_ref, input.state.map(|state| state.relations)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let before = relations_by_ref().await;
+    assert_eq!(
+        before["group:default/team"].as_deref(),
+        Some(
+            &[
+                ("childOf".to_owned(), "group:default/org".to_owned()),
+                ("ownerOf".to_owned(), "component:default/a".to_owned())
+            ][..]
+        )
+    );
+    assert_eq!(store.counts().await.unwrap().relations, 5);
+
+    store.migrate_down_to(20261205000001).await.unwrap();
+    assert_eq!(store.applied_migrations().await.unwrap(), MIGRATIONS[..7]);
+    store.migrate().await.unwrap();
+    assert_eq!(store.applied_migrations().await.unwrap(), MIGRATIONS);
+    assert_eq!(relations_by_ref().await, before);
+    assert_eq!(store.counts().await.unwrap().relations, 5);
 }
 
 async fn migrating_again_or_from_a_second_replica_is_a_no_op(db: Db) {

@@ -64,7 +64,7 @@ fn migrate_applies_and_reverts() {
     };
     let up = run(&[]);
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
-    assert!(String::from_utf8_lossy(&up.stderr).contains("7 migrations"));
+    assert!(String::from_utf8_lossy(&up.stderr).contains("8 migrations"));
     let down = run(&["--down"]);
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
     let again = run(&[]);
