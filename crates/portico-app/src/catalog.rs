@@ -122,6 +122,7 @@ impl Catalog {
                 ms = started.elapsed().as_millis(),
                 "index keys read from the snapshot"
             );
+            self.log_memory();
         }
     }
 
@@ -164,6 +165,11 @@ impl Catalog {
         };
         match fresh {
             Ok((header, mut fresh)) if header.seq == seq => {
+                // Every key now, before the swap: a key left to read on first use would keep the
+                // whole snapshot's bytes in memory until the last one is read.
+                for key_id in 0..fresh.key_slots() {
+                    fresh.read_key(key_id);
+                }
                 // The cached orders and facets pages asked for, ready before the swap.
                 fresh.take_over_from(&self.index.read());
                 fresh.warm();
@@ -181,6 +187,7 @@ impl Catalog {
                         ms = started.elapsed().as_millis(),
                         "catalog index repacked"
                     );
+                    self.log_memory();
                     return true;
                 }
                 false

@@ -40,7 +40,8 @@ struct Slot {
 
 #[derive(Debug, Default)]
 struct KeyIndex {
-    name: Box<str>,
+    /// Shared with `Index::key_ids`: catalogs have keys by the hundred thousand.
+    name: Arc<str>,
     /// Entities having the key at all (even with a null or over-long value).
     all: RoaringBitmap,
     /// Lower-cased value to entities, with the spellings facets report.
@@ -59,7 +60,7 @@ struct LazyKey {
 /// Where an unread key is: a byte range of a snapshot, kept alive until every key is read.
 #[derive(Debug)]
 struct KeySource {
-    name: Box<str>,
+    name: Arc<str>,
     bytes: Arc<Vec<u8>>,
     range: std::ops::Range<usize>,
 }
@@ -77,7 +78,7 @@ impl LazyKey {
         self.cell.get_or_init(|| {
             let Some(source) = self.source.lock().take() else { return KeyIndex::default() };
             let section = source.bytes.get(source.range.clone()).unwrap_or_default();
-            snapshot::read_key(section).unwrap_or_else(|error| {
+            snapshot::read_key(section, source.name.clone()).unwrap_or_else(|error| {
                 // The snapshot's checksum held, so only a bug gets here; say so loudly.
                 tracing::error!(key = %source.name, %error, "a key of the index snapshot could not be read; it is empty");
                 KeyIndex { name: source.name.clone(), ..KeyIndex::default() }
@@ -247,7 +248,7 @@ pub struct Index {
     /// Slots by entity ref and by uid, hashing the slot's own copy of the string.
     by_ref: SlotLookup<false>,
     by_uid: SlotLookup<true>,
-    key_ids: HashMap<Box<str>, u32>,
+    key_ids: HashMap<Arc<str>, u32>,
     keys: Vec<LazyKey>,
     /// Compresses bodies; gets a dictionary once there are enough entities to train one.
     codec: Codec,
@@ -436,8 +437,9 @@ impl Index {
             return key_id;
         }
         let key_id = u32::try_from(self.keys.len()).expect("fewer than 2^32 keys");
-        self.keys.push(LazyKey::ready(KeyIndex { name: key.into(), ..KeyIndex::default() }));
-        self.key_ids.insert(key.into(), key_id);
+        let name: Arc<str> = key.into();
+        self.keys.push(LazyKey::ready(KeyIndex { name: name.clone(), ..KeyIndex::default() }));
+        self.key_ids.insert(name, key_id);
         key_id
     }
 

@@ -34,6 +34,7 @@ static RELEASE_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 /// (`EngineOptions::release_memory`, called on the thread that repacked the index).
 pub(crate) fn release_freed_memory() {
     collect_heap();
+    trim_c_heap();
     RELEASE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Wake the workers, so that each parks again soon.
     for _ in 0..4 {
@@ -58,6 +59,25 @@ fn collect_heap() {
     // the calling thread's empty pages and returns unused memory to the OS.
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
+
+/// SQLite allocates through the C library's `malloc`, not mimalloc. A large ingestion leaves
+/// freed pages (page caches, statement journals, big prepared statements) in glibc's arenas,
+/// about 13 MB at any catalog size; trimming gives them back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn trim_c_heap() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's `malloc_trim` takes no pointers and is thread-safe; it only releases
+    // memory that is already free.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_c_heap() {}
 
 #[derive(Debug, Parser)]
 #[command(name = "portico", version, about = "A Backstage-compatible developer portal in one binary")]

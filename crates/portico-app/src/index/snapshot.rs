@@ -95,7 +95,7 @@ impl Index {
             let start = input.pos;
             let section = input.take(len)?;
             // The key's name leads its section.
-            let name: Box<str> = Reader { data: section, pos: 0 }.str()?.into();
+            let name: Arc<str> = Reader { data: section, pos: 0 }.str()?.into();
             keys.push(KeySource { name, bytes: bytes.clone(), range: start..start + len });
         }
         if input.pos != input.data.len() {
@@ -197,10 +197,11 @@ where
 }
 
 /// Reads one key's section.
-pub(super) fn read_key(section: &[u8]) -> Result<KeyIndex, SnapshotError> {
+/// Reads a key's section; `name` is the one its `KeySource` read, shared rather than copied.
+pub(super) fn read_key(section: &[u8], name: Arc<str>) -> Result<KeyIndex, SnapshotError> {
     let mut input = Reader { data: section, pos: 0 };
     let mut buffer = String::new();
-    let name: Box<str> = input.str()?.into();
+    input.str()?;
     let all = input.bitmap()?;
     let value_count = input.len()?;
     let text_len = input.len()?;

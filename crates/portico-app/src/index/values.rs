@@ -25,6 +25,10 @@ struct Entry {
 }
 
 const SPELLED: u32 = 1 << 31;
+/// Up to this many value ids, a key finds its values by scanning them: most keys (Backstage's
+/// `<path>.<item>` rows, one per distinct array item) have a single value, and a hash table
+/// would cost each about 48 bytes more.
+const SMALL: usize = 8;
 /// Arena bytes of removed values tolerated before it is compacted (and at least half of it).
 const GARBAGE_FLOOR: usize = 1 << 20;
 
@@ -83,7 +87,8 @@ fn entry_hash(text: &str, entry: &Entry, buffer: &mut String) -> u64 {
 
 impl Values {
     pub(super) fn len(&self) -> usize {
-        self.table.len()
+        // Every removed id is free until reused.
+        self.entries.len() - self.free.len()
     }
 
     fn hash(&self, lower: &str) -> u64 {
@@ -104,6 +109,13 @@ impl Values {
     }
 
     fn find(&self, lower: &str) -> Option<u32> {
+        if self.entries.len() <= SMALL {
+            let found = self
+                .entries
+                .iter()
+                .position(|entry| entry.as_ref().is_some_and(|entry| self.matches(entry, lower)));
+            return found.and_then(|id| u32::try_from(id).ok());
+        }
         let hash = self.hash(lower);
         self.table
             .find(hash, |&id| {
@@ -158,10 +170,31 @@ impl Values {
                 u32::try_from(self.entries.len() - 1).expect("fewer than 2^32 values")
             }
         };
-        let hash = self.hash(lower);
-        let Values { table, entries, text, .. } = self;
-        table.insert_unique(hash, id, rehasher(text, entries));
+        self.index(id);
         id
+    }
+
+    /// Adds value `id` to the hash table, once there are more than `SMALL` ids (building the
+    /// table from every value when it has fallen behind).
+    fn index(&mut self, id: u32) {
+        if self.entries.len() <= SMALL {
+            return;
+        }
+        let mut buffer = String::new();
+        let Values { table, entries, text, .. } = self;
+        if table.len() + 1 == entries.len() - self.free.len() {
+            if let Some(entry) = &entries[id as usize] {
+                let hash = entry_hash(text, entry, &mut buffer);
+                table.insert_unique(hash, id, rehasher(text, entries));
+            }
+            return;
+        }
+        table.clear();
+        for (other, entry) in entries.iter().enumerate() {
+            let (Some(entry), Ok(other)) = (entry, u32::try_from(other)) else { continue };
+            let hash = entry_hash(text, entry, &mut buffer);
+            table.insert_unique(hash, other, rehasher(text, entries));
+        }
     }
 
     /// The other spellings of value `id`, if any.
@@ -195,9 +228,11 @@ impl Values {
         if !emptied {
             return;
         }
-        let hash = self.hash(lower);
-        if let Ok(found) = self.table.find_entry(hash, |&candidate| candidate == id) {
-            found.remove();
+        if self.entries.len() > SMALL {
+            let hash = self.hash(lower);
+            if let Ok(found) = self.table.find_entry(hash, |&candidate| candidate == id) {
+                found.remove();
+            }
         }
         if let Some(entry) = self.entries[id as usize].take() {
             self.garbage += (entry.len & !SPELLED) as usize;
@@ -333,8 +368,10 @@ impl Values {
     pub(super) fn reserve(&mut self, values: usize, text: usize) {
         self.text.reserve_exact(text);
         self.entries.reserve_exact(values);
-        let Values { table, entries, text, .. } = self;
-        table.reserve(values, rehasher(text, entries));
+        if values > SMALL {
+            let Values { table, entries, text, .. } = self;
+            table.reserve(values, rehasher(text, entries));
+        }
     }
 
     /// Adds a value read from a snapshot (see `dump`), which was checked when written.
@@ -352,11 +389,10 @@ impl Values {
         };
         self.text.push_str(stored);
         let entry = Entry { start, len: len | if spelled { SPELLED } else { 0 }, posting };
-        let hash = entry_hash(&self.text, &entry, buffer);
         self.entries.push(Some(entry));
         let id = u32::try_from(self.entries.len() - 1).expect("fewer than 2^32 values");
-        let Values { table, entries, text, .. } = self;
-        table.insert_unique(hash, id, rehasher(text, entries));
+        buffer.clear();
+        self.index(id);
         if !others.is_empty() {
             self.spellings.get_or_insert_default().insert(id, others);
         }
@@ -418,6 +454,59 @@ mod tests {
         // A removed value can come back, with another spelling.
         values.insert("payments api", "Payments Api", 6);
         assert_eq!(counts(&values, &all), [("Payments Api".into(), 1), ("other".into(), 1)]);
+    }
+
+    #[test]
+    fn values_are_found_by_scanning_while_few_and_through_the_table_beyond() {
+        let mut values = Values::default();
+        let check = |values: &Values, live: &[u32]| {
+            assert_eq!(values.len(), live.len());
+            for slot_id in 0..40 {
+                let found = slots(values.get(&format!("v{slot_id}")));
+                let expected = if live.contains(&slot_id) { vec![slot_id] } else { vec![] };
+                assert_eq!(found, expected, "v{slot_id} among {live:?}");
+            }
+        };
+        values.insert("v0", "V0", 0);
+        assert_eq!(values.table.capacity(), 0, "one value needs no table");
+        for slot_id in 1..SMALL as u32 {
+            values.insert(&format!("v{slot_id}"), &format!("v{slot_id}"), slot_id);
+        }
+        check(&values, &(0..SMALL as u32).collect::<Vec<_>>());
+        assert_eq!(values.table.capacity(), 0);
+        // Past SMALL ids the table takes over, with every value in it.
+        for slot_id in SMALL as u32..30 {
+            values.insert(&format!("v{slot_id}"), &format!("v{slot_id}"), slot_id);
+        }
+        assert_eq!(values.table.len(), 30);
+        check(&values, &(0..30).collect::<Vec<_>>());
+        // Removed values leave the table; their ids are reused by new values.
+        for slot_id in (0..30).step_by(2) {
+            values.remove(&format!("v{slot_id}"), &format!("v{slot_id}"), slot_id);
+        }
+        let odd: Vec<u32> = (1..30).step_by(2).collect();
+        check(&values, &odd);
+        values.insert("v35", "v35", 35);
+        let mut live = odd.clone();
+        live.push(35);
+        check(&values, &live);
+
+        // A snapshot reads back the same, on either side of SMALL.
+        for count in [1, SMALL, SMALL + 1, 20] {
+            let mut restored = Values::default();
+            restored.reserve(count, count * 3);
+            let mut buffer = String::new();
+            for slot_id in 0..count as u32 {
+                restored.restore(
+                    &format!("v{slot_id}"),
+                    false,
+                    Posting::One(slot_id),
+                    Vec::new(),
+                    &mut buffer,
+                );
+            }
+            check(&restored, &(0..count as u32).collect::<Vec<_>>());
+        }
     }
 
     #[test]
