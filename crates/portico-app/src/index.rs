@@ -40,8 +40,6 @@ struct Slot {
 
 #[derive(Debug, Default)]
 struct KeyIndex {
-    /// Shared with `Index::key_ids`: catalogs have keys by the hundred thousand.
-    name: Arc<str>,
     /// Entities having the key at all (even with a null or over-long value).
     all: RoaringBitmap,
     /// Lower-cased value to entities, with the spellings facets report.
@@ -52,6 +50,9 @@ struct KeyIndex {
 /// `Index::read_pending_keys`), so a restart serves as soon as the entities are in.
 #[derive(Debug)]
 struct LazyKey {
+    /// The key's name, also what `Index::key_ids` hashes: stored once, for catalogs have keys
+    /// by the hundred thousand.
+    name: Box<str>,
     cell: std::sync::OnceLock<KeyIndex>,
     /// Boxed: keys are many, and nearly all are read soon after a start.
     source: Mutex<Option<Box<KeySource>>>,
@@ -60,28 +61,27 @@ struct LazyKey {
 /// Where an unread key is: a byte range of a snapshot, kept alive until every key is read.
 #[derive(Debug)]
 struct KeySource {
-    name: Arc<str>,
     bytes: Arc<Vec<u8>>,
     range: std::ops::Range<usize>,
 }
 
 impl LazyKey {
-    fn ready(key: KeyIndex) -> LazyKey {
-        LazyKey { cell: std::sync::OnceLock::from(key), source: Mutex::new(None) }
+    fn ready(name: Box<str>, key: KeyIndex) -> LazyKey {
+        LazyKey { name, cell: std::sync::OnceLock::from(key), source: Mutex::new(None) }
     }
 
-    fn unread(source: KeySource) -> LazyKey {
-        LazyKey { cell: std::sync::OnceLock::new(), source: Mutex::new(Some(Box::new(source))) }
+    fn unread(name: Box<str>, source: KeySource) -> LazyKey {
+        LazyKey { name, cell: std::sync::OnceLock::new(), source: Mutex::new(Some(Box::new(source))) }
     }
 
     fn get(&self) -> &KeyIndex {
         self.cell.get_or_init(|| {
             let Some(source) = self.source.lock().take() else { return KeyIndex::default() };
             let section = source.bytes.get(source.range.clone()).unwrap_or_default();
-            snapshot::read_key(section, source.name.clone()).unwrap_or_else(|error| {
+            snapshot::read_key(section).unwrap_or_else(|error| {
                 // The snapshot's checksum held, so only a bug gets here; say so loudly.
-                tracing::error!(key = %source.name, %error, "a key of the index snapshot could not be read; it is empty");
-                KeyIndex { name: source.name.clone(), ..KeyIndex::default() }
+                tracing::error!(key = %self.name, %error, "a key of the index snapshot could not be read; it is empty");
+                KeyIndex::default()
             })
         })
     }
@@ -248,7 +248,8 @@ pub struct Index {
     /// Slots by entity ref and by uid, hashing the slot's own copy of the string.
     by_ref: SlotLookup<false>,
     by_uid: SlotLookup<true>,
-    key_ids: HashMap<Arc<str>, u32>,
+    /// Key ids, by the hash of the key's name.
+    key_ids: hashbrown::HashTable<u32>,
     keys: Vec<LazyKey>,
     /// Compresses bodies; gets a dictionary once there are enough entities to train one.
     codec: Codec,
@@ -421,7 +422,7 @@ impl Index {
             .and_then(|entity| portico_query::search::search_rows(&entity).ok())
             .unwrap_or_default();
         for row in rows {
-            let Some(&key_id) = self.key_ids.get(row.key.as_str()) else { continue };
+            let Some(key_id) = self.find_key(row.key.as_str()) else { continue };
             let key = self.keys[key_id as usize].get_mut();
             key.all.remove(slot_id);
             if let Some(lower) = &row.value {
@@ -433,18 +434,29 @@ impl Index {
     }
 
     fn key_id(&mut self, key: &str) -> u32 {
-        if let Some(&key_id) = self.key_ids.get(key) {
+        if let Some(key_id) = self.find_key(key) {
             return key_id;
         }
         let key_id = u32::try_from(self.keys.len()).expect("fewer than 2^32 keys");
-        let name: Arc<str> = key.into();
-        self.keys.push(LazyKey::ready(KeyIndex { name: name.clone(), ..KeyIndex::default() }));
-        self.key_ids.insert(name, key_id);
+        self.keys.push(LazyKey::ready(key.into(), KeyIndex::default()));
+        self.add_key_id(key_id);
         key_id
     }
 
+    fn find_key(&self, key: &str) -> Option<u32> {
+        let hash = values::HASHER.hash_one(key);
+        self.key_ids.find(hash, |&key_id| *self.keys[key_id as usize].name == *key).copied()
+    }
+
+    /// Makes key `key_id` (already in `keys`) findable by name.
+    fn add_key_id(&mut self, key_id: u32) {
+        let Index { key_ids, keys, .. } = self;
+        let hash = values::HASHER.hash_one(&*keys[key_id as usize].name);
+        key_ids.insert_unique(hash, key_id, |&other| values::HASHER.hash_one(&*keys[other as usize].name));
+    }
+
     fn key(&self, key: &str) -> Option<&KeyIndex> {
-        self.key_ids.get(key).map(|&key_id| self.keys[key_id as usize].get())
+        self.find_key(key).map(|key_id| self.keys[key_id as usize].get())
     }
 
     /// The number of keys (read or not), for `read_key`.
@@ -969,11 +981,11 @@ impl Index {
         let mut keys: Vec<(String, usize)> = Vec::new();
         let (mut values_total, mut count_total) = (0, 0);
         // Keys still unread from a snapshot are left out (and left unread).
-        for key in self.keys.iter().filter_map(|key| key.cell.get()) {
+        for (name, key) in self.keys.iter().filter_map(|key| Some((&key.name, key.cell.get()?))) {
             let bytes = key.values.heap_bytes() + key.all.serialized_size();
             values_total += bytes;
             count_total += key.values.len();
-            keys.push((format!("key {} ({} values)", key.name, key.values.len()), bytes));
+            keys.push((format!("key {name} ({} values)", key.values.len()), bytes));
         }
         report.push((format!("postings, all keys ({count_total} values)"), values_total));
         keys.sort_by_key(|key| std::cmp::Reverse(key.1));
@@ -983,7 +995,7 @@ impl Index {
 
     /// Names of keys, for debugging.
     pub fn key_names(&self) -> Vec<&str> {
-        self.keys.iter().map(|key| &*key.get().name).collect()
+        self.keys.iter().map(|key| &*key.name).collect()
     }
 }
 

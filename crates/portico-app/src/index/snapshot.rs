@@ -95,17 +95,17 @@ impl Index {
             let start = input.pos;
             let section = input.take(len)?;
             // The key's name leads its section.
-            let name: Arc<str> = Reader { data: section, pos: 0 }.str()?.into();
-            keys.push(KeySource { name, bytes: bytes.clone(), range: start..start + len });
+            let name: Box<str> = Reader { data: section, pos: 0 }.str()?.into();
+            keys.push((name, KeySource { bytes: bytes.clone(), range: start..start + len }));
         }
         if input.pos != input.data.len() {
             return Err(SnapshotError::Damaged(input.pos));
         }
         let mut index = read_entities(&mut entities, codec)?;
-        for (key_id, source) in keys.into_iter().enumerate() {
+        for (key_id, (name, source)) in keys.into_iter().enumerate() {
             let key_id = u32::try_from(key_id).map_err(|_| SnapshotError::Format)?;
-            index.key_ids.insert(source.name.clone(), key_id);
-            index.keys.push(LazyKey::unread(source));
+            index.keys.push(LazyKey::unread(name, source));
+            index.add_key_id(key_id);
         }
         Ok((SnapshotHeader { instance, seq }, index))
     }
@@ -149,10 +149,11 @@ where
     let mut section = Vec::new();
     for first in (0..key_count).step_by(KEYS_PER_STEP) {
         let Some(index) = look().filter(|index| unchanged(index)) else { return Ok(false) };
-        for key in index.keys[first..(first + KEYS_PER_STEP).min(key_count)].iter().map(LazyKey::get) {
+        for lazy in &index.keys[first..(first + KEYS_PER_STEP).min(key_count)] {
+            let key = lazy.get();
             section.clear();
             let mut part = Writer { out: &mut section, crc: crc32fast::Hasher::new(), written: 0 };
-            part.bytes(key.name.as_bytes())?;
+            part.bytes(lazy.name.as_bytes())?;
             part.bitmap(&key.all)?;
             part.len(key.values.len())?;
             part.len(key.values.text_len())?;
@@ -197,8 +198,8 @@ where
 }
 
 /// Reads one key's section.
-/// Reads a key's section; `name` is the one its `KeySource` read, shared rather than copied.
-pub(super) fn read_key(section: &[u8], name: Arc<str>) -> Result<KeyIndex, SnapshotError> {
+/// Reads a key's section (its name was read with the snapshot, into its `LazyKey`).
+pub(super) fn read_key(section: &[u8]) -> Result<KeyIndex, SnapshotError> {
     let mut input = Reader { data: section, pos: 0 };
     let mut buffer = String::new();
     input.str()?;
@@ -226,7 +227,7 @@ pub(super) fn read_key(section: &[u8], name: Arc<str>) -> Result<KeyIndex, Snaps
     if input.pos != input.data.len() {
         return Err(SnapshotError::Damaged(input.pos));
     }
-    Ok(KeyIndex { name, all, values })
+    Ok(KeyIndex { all, values })
 }
 
 /// The entities part: slots, lookups, and the sets derived from them.

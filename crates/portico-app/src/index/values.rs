@@ -50,7 +50,7 @@ pub(super) struct Values {
 }
 
 /// One hash seed for every key, random per process (hashes are never stored).
-static HASHER: std::sync::LazyLock<foldhash::fast::RandomState> =
+pub(super) static HASHER: std::sync::LazyLock<foldhash::fast::RandomState> =
     std::sync::LazyLock::new(foldhash::fast::RandomState::default);
 
 /// A spelling of a value other than the one stored, and the entities using it.
