@@ -253,6 +253,15 @@ impl Store {
         Ok(counts)
     }
 
+    /// Runs one statement as it is (tests that damage data on purpose).
+    #[cfg(test)]
+    pub(crate) async fn execute_for_test(&self, sql: &str) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query(sql).execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// Inserts raw emitter edges; used by tests to build graphs directly.
     #[doc(hidden)]
     pub async fn insert_edges_for_test(&self, edges: &[(&str, &str)]) -> Result<()> {

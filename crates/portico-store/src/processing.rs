@@ -259,20 +259,33 @@ impl Store {
                 }
             }
             let timer = std::time::Instant::now();
-            // What the succeeded entities emitted before this pass, to diff against.
-            let succeeded_ids: Vec<&str> = succeeded_rows.iter().map(|(id, ..)| *id).collect();
-            let old_emitted: HashMap<String, Vec<RelationRow>> = crate::fetch_in!(
-                &mut *tx,
-                "SELECT entity_id, entity_ref, relations FROM refresh_state WHERE entity_id IN ({})",
-                succeeded_ids,
-                (String, String, Option<String>)
-            )
-            .into_iter()
-            .map(|(id, entity_ref, relations)| {
-                let old = crate::relations::decode(&entity_ref, relations.as_deref());
-                (id, old)
-            })
-            .collect();
+            // What the succeeded entities emitted before this pass, to diff against. On PostgreSQL
+            // the rows are locked (in id order, as every writer of them): a second writer of the
+            // same entity (after a lease ran out) then diffs against what the first one wrote.
+            let mut succeeded_ids: Vec<&str> = succeeded_rows.iter().map(|(id, ..)| *id).collect();
+            succeeded_ids.sort_unstable();
+            let lock = if matches!(self.backend, crate::Backend::Postgres(_)) { " FOR UPDATE" } else { "" };
+            let mut old_emitted: HashMap<String, Vec<RelationRow>> = HashMap::new();
+            // Refs whose stored list is unreadable: their peer rows are found by a scan.
+            let mut unreadable: Vec<String> = Vec::new();
+            for chunk in succeeded_ids.chunks(CHUNK) {
+                let sql = self.sql(format!(
+                    "SELECT entity_id, entity_ref, relations FROM refresh_state WHERE entity_id IN ({}) ORDER BY entity_id{lock}",
+                    placeholders(chunk.len(), 1)
+                ));
+                let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for (id, entity_ref, relations) in query.fetch_all(&mut *tx).await? {
+                    match crate::relations::decode(&entity_ref, relations.as_deref()) {
+                        Some(old) => {
+                            old_emitted.insert(id, old);
+                        }
+                        None => unreadable.push(entity_ref),
+                    }
+                }
+            }
             // One multi-row UPDATE per chunk instead of one statement per entity. RETURNING tells
             // which entities still exist: one deleted while it was being processed (its id is
             // gone even if the ref has come back) must have its result dropped, or its relations
@@ -350,6 +363,8 @@ impl Store {
 
             let t_update = timer.elapsed().as_millis();
             crate::execute_in!(&mut *tx, "UPDATE refresh_state SET lease_until = 0 WHERE entity_id IN ({})", unchanged);
+            let unreadable: Vec<&str> = unreadable.iter().map(String::as_str).collect();
+            crate::relations::delete_peer_relations_of!(&mut tx, &unreadable, &mut stitch);
             crate::relations::delete_peer_relations!(self, &mut tx, &peers_gone);
             crate::relations::insert_peer_relations!(self, &mut tx, &peers_new);
 
@@ -725,10 +740,15 @@ macro_rules! delete_unreachable {
                     (String, Option<String>)
                 );
                 // Everything they emitted goes: their peers are stitched without it.
-                let emitted: Vec<(&str, Vec<crate::processing::RelationRow>)> = removed
-                    .iter()
-                    .map(|(emitter, relations)| (emitter.as_str(), crate::relations::decode(emitter, relations.as_deref())))
-                    .collect();
+                let mut emitted: Vec<(&str, Vec<crate::processing::RelationRow>)> = Vec::new();
+                let mut unreadable: Vec<&str> = Vec::new();
+                for (emitter, relations) in &removed {
+                    match crate::relations::decode(emitter, relations.as_deref()) {
+                        Some(relations) => emitted.push((emitter.as_str(), relations)),
+                        None => unreadable.push(emitter.as_str()),
+                    }
+                }
+                crate::relations::delete_peer_relations_of!(tx, &unreadable, stitch);
                 let mut peers: Vec<(&str, &crate::processing::RelationRow)> = Vec::new();
                 for (emitter, relations) in &emitted {
                     for relation in relations {

@@ -35,25 +35,28 @@ pub(crate) fn encode(owner: &str, relations: &[&RelationRow]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Reads `owner`'s stored list back. The column is only ever written by `encode`; anything else
-/// is logged and read as empty rather than stopping processing of the entity for good.
-pub(crate) fn decode(owner: &str, text: Option<&str>) -> Vec<RelationRow> {
-    let Some(text) = text else { return Vec::new() };
+/// Reads `owner`'s stored list back; `None` when it is unreadable (logged). The column is only
+/// ever written by `encode`, so that takes a damaged database: callers then find `owner`'s peer
+/// rows by a scan (`delete_peer_relations_of!`) rather than stop processing the entity for good.
+pub(crate) fn decode(owner: &str, text: Option<&str>) -> Option<Vec<RelationRow>> {
+    let Some(text) = text else { return Some(Vec::new()) };
     let list: Vec<Vec<String>> = match serde_json::from_str(text) {
         Ok(list) => list,
         Err(error) => {
-            tracing::warn!(entity_ref = owner, %error, "unreadable stored relations; treating them as none");
-            return Vec::new();
+            tracing::warn!(entity_ref = owner, %error, "unreadable stored relations; finding them by a scan");
+            return None;
         }
     };
-    list.into_iter()
+    let rows = list
+        .into_iter()
         .filter_map(|entry| {
             let mut entry = entry.into_iter();
             let (kind, target) = (entry.next()?, entry.next()?);
             let source = entry.next().unwrap_or_else(|| owner.to_owned());
             Some(RelationRow { source, kind, target })
         })
-        .collect()
+        .collect();
+    Some(rows)
 }
 
 /// Inserts peer rows `(emitter ref, relation)`: relations whose source is not their emitter.
@@ -101,6 +104,23 @@ macro_rules! delete_peer_relations {
 }
 pub(crate) use delete_peer_relations;
 
+/// Deletes every peer row of the emitters `$emitters` (refs) by scanning the table, and adds
+/// their sources to `$stitch`. Only for emitters whose stored list is unreadable.
+macro_rules! delete_peer_relations_of {
+    ($tx:expr, $emitters:expr, $stitch:expr) => {{
+        let emitters: &[&str] = $emitters;
+        let stitch: &mut HashSet<String> = $stitch;
+        let sources = $crate::fetch_in!(
+            &mut **$tx,
+            "DELETE FROM relations WHERE originating_entity_ref IN ({}) RETURNING source_entity_ref",
+            emitters,
+            (String,)
+        );
+        stitch.extend(sources.into_iter().map(|(source,)| source));
+    }};
+}
+pub(crate) use delete_peer_relations_of;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,9 +138,9 @@ mod tests {
             text,
             r#"[["ownedBy","group:default/team"],["ownerOf","component:default/a","group:default/team"]]"#
         );
-        assert_eq!(decode("component:default/a", Some(&text)), [own, peer]);
-        assert_eq!(decode("component:default/a", None), []);
-        assert_eq!(decode("component:default/a", Some("{oops")), [], "unreadable is empty, not a panic");
-        assert_eq!(decode("component:default/a", Some(r#"[["short"]]"#)), []);
+        assert_eq!(decode("component:default/a", Some(&text)), Some(vec![own, peer]));
+        assert_eq!(decode("component:default/a", None), Some(vec![]));
+        assert_eq!(decode("component:default/a", Some("{oops")), None, "unreadable, not a panic");
+        assert_eq!(decode("component:default/a", Some(r#"[["short"]]"#)), Some(vec![]));
     }
 }

@@ -143,6 +143,7 @@ impl Store {
                         let mut relations = by_source.remove(entity_ref).unwrap_or_default();
                         relations.extend(
                             crate::relations::decode(entity_ref, row.relations.as_deref())
+                                .unwrap_or_default()
                                 .into_iter()
                                 .filter(|relation| relation.source == *entity_ref)
                                 .map(|relation| (relation.kind, relation.target)),

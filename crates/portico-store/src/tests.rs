@@ -137,6 +137,7 @@ contract_tests! {
     delete_orphans_removes_orphans_with_their_descendants
     delete_entity_by_uid_removes_it_and_makes_its_parents_reprocess
     deleting_an_entity_restitches_its_relation_peers
+    an_unreadable_relations_list_is_replaced_and_its_peer_rows_found_by_a_scan
 
     refresh_makes_the_entity_and_its_location_ancestors_due
     refresh_of_an_unknown_or_orphaned_entity_is_refused
@@ -1244,6 +1245,54 @@ async fn deleting_an_entity_restitches_its_relation_peers(db: Db) {
     assert_eq!(queued(store).await, ["group:default/team"]);
     stitch_all(store).await;
     assert!(!finals(store).await["group:default/team"].contains("ownerOf"));
+}
+
+/// The stored list is only written by the store, so only a damaged database makes it
+/// unreadable; the entity still processes, and its peer rows are found by a scan.
+async fn an_unreadable_relations_list_is_replaced_and_its_peer_rows_found_by_a_scan(db: Db) {
+    let store = &db.store;
+    store
+        .apply_mutation("p", add(&["component:default/a", "group:default/team", "group:default/other"]))
+        .await
+        .unwrap();
+    let claimed = claim(store).await;
+    let [a, other, team] = &claimed[..] else { panic!("claimed {:?}", refs_of(&claimed)) };
+    let a_id = a.entity_id.clone();
+    let owned_by = |owner: &str| {
+        vec![
+            relation("component:default/a", "ownedBy", owner),
+            relation(owner, "ownerOf", "component:default/a"),
+        ]
+    };
+    let outcomes = [
+        succeeded(a, vec![], owned_by("group:default/team")),
+        succeeded(team, vec![], vec![]),
+        succeeded(other, vec![], vec![]),
+    ];
+    store.write_results(&outcomes).await.unwrap();
+    stitch_all(store).await;
+    assert!(finals(store).await["group:default/team"].contains("ownerOf"));
+
+    let damage = "UPDATE refresh_state SET relations = '{oops', next_update_at = 0 WHERE entity_ref = 'component:default/a'";
+    store.execute_for_test(damage).await.unwrap();
+    let a = claim_only(store, "component:default/a").await;
+    store.write_results(&[succeeded(&a, vec![], owned_by("group:default/other"))]).await.unwrap();
+    stitch_all(store).await;
+    let all = finals(store).await;
+    assert!(!all["group:default/team"].contains("ownerOf"), "{}", all["group:default/team"]);
+    assert!(all["group:default/other"].contains("ownerOf"), "{}", all["group:default/other"]);
+
+    // Deleting an entity whose list is unreadable takes its peer rows along too.
+    store
+        .execute_for_test(
+            "UPDATE refresh_state SET relations = '[1' WHERE entity_ref = 'component:default/a'",
+        )
+        .await
+        .unwrap();
+    assert!(store.delete_entity_by_uid(&a_id).await.unwrap());
+    assert_eq!(queued(store).await, ["group:default/other"]);
+    stitch_all(store).await;
+    assert!(!finals(store).await["group:default/other"].contains("ownerOf"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -197,7 +197,6 @@ where
     Ok(true)
 }
 
-/// Reads one key's section.
 /// Reads a key's section (its name was read with the snapshot, into its `LazyKey`).
 pub(super) fn read_key(section: &[u8]) -> Result<KeyIndex, SnapshotError> {
     let mut input = Reader { data: section, pos: 0 };
