@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use crate::processing::RelationRow;
 
-/// The distinct relations `owner` emitted, in emission order.
+/// The distinct relations of one pass, in emission order.
 pub(crate) fn distinct(relations: &[RelationRow]) -> Vec<&RelationRow> {
     let mut seen: HashSet<&RelationRow> = HashSet::with_capacity(relations.len());
     relations.iter().filter(|relation| seen.insert(*relation)).collect()

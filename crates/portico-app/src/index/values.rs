@@ -170,21 +170,21 @@ impl Values {
                 u32::try_from(self.entries.len() - 1).expect("fewer than 2^32 values")
             }
         };
-        self.index(id);
+        self.index(id, &mut String::new());
         id
     }
 
     /// Adds value `id` to the hash table, once there are more than `SMALL` ids (building the
-    /// table from every value when it has fallen behind).
-    fn index(&mut self, id: u32) {
+    /// table from every value when it has fallen behind). `buffer` is scratch space for
+    /// lower-casing.
+    fn index(&mut self, id: u32, buffer: &mut String) {
         if self.entries.len() <= SMALL {
             return;
         }
-        let mut buffer = String::new();
         let Values { table, entries, text, .. } = self;
         if table.len() + 1 == entries.len() - self.free.len() {
             if let Some(entry) = &entries[id as usize] {
-                let hash = entry_hash(text, entry, &mut buffer);
+                let hash = entry_hash(text, entry, buffer);
                 table.insert_unique(hash, id, rehasher(text, entries));
             }
             return;
@@ -192,7 +192,7 @@ impl Values {
         table.clear();
         for (other, entry) in entries.iter().enumerate() {
             let (Some(entry), Ok(other)) = (entry, u32::try_from(other)) else { continue };
-            let hash = entry_hash(text, entry, &mut buffer);
+            let hash = entry_hash(text, entry, buffer);
             table.insert_unique(hash, other, rehasher(text, entries));
         }
     }
@@ -391,8 +391,7 @@ impl Values {
         let entry = Entry { start, len: len | if spelled { SPELLED } else { 0 }, posting };
         self.entries.push(Some(entry));
         let id = u32::try_from(self.entries.len() - 1).expect("fewer than 2^32 values");
-        buffer.clear();
-        self.index(id);
+        self.index(id, buffer);
         if !others.is_empty() {
             self.spellings.get_or_insert_default().insert(id, others);
         }
