@@ -15,6 +15,10 @@ use crate::index::{write_snapshot_in_steps, Index, SnapshotError, SnapshotHeader
 /// Rows loaded per query while rebuilding the index at startup.
 const LOAD_PAGE: usize = 5_000;
 
+/// Entities indexed before an ingestion in progress trains the body dictionary; smaller
+/// catalogs train it when idle (`warm`).
+const INGEST_DICTIONARY_AT: usize = 50_000;
+
 /// The shared, always-current view of final entities.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -302,10 +306,17 @@ impl Catalog {
         self.compress_bodies();
     }
 
-    /// True once the catalog is large enough for a body dictionary and has none (the engine
-    /// then trains it at once, so the rest of a large ingestion is compressed with it).
+    /// True once the catalog is large enough for a body dictionary and has none.
     pub fn needs_dictionary(&self) -> bool {
         self.index.read().needs_dictionary()
+    }
+
+    /// True when a large ingestion should train the body dictionary now rather than at the next
+    /// idle moment, so the rest of it is compressed with the dictionary: training takes a few
+    /// hundred milliseconds of CPU that a small ingestion is better off without.
+    pub fn needs_dictionary_now(&self) -> bool {
+        let index = self.index.read();
+        index.len() >= INGEST_DICTIONARY_AT && index.needs_dictionary()
     }
 
     /// Trains the body dictionary once the catalog is large enough, then recompresses the

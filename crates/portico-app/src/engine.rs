@@ -217,6 +217,7 @@ impl Engine {
         let mut ready: Vec<ProcessOutcome> = Vec::new();
         let mut rows = 0;
         let mut renewed = std::time::Instant::now();
+        let mut indexing = Indexing::default();
         loop {
             while tasks.len() < IN_FLIGHT {
                 let Some(item) = pending.next() else { break };
@@ -250,14 +251,22 @@ impl Engine {
             };
             if !ready.is_empty() && (done || waited || rows >= WRITE_ROWS) {
                 let writing = std::time::Instant::now();
-                let written = self.store.write_results(&ready).await?;
+                let mut written = self.store.write_results(&ready).await?;
                 tracing::debug!(rows, ms = writing.elapsed().as_millis(), "results written");
                 self.report(&ready, &written);
                 ready.clear();
                 rows = 0;
+                // New children are stitched from what was just written, not read back. They
+                // stay queued until stitched, so a failure here only leaves them to the queue.
+                let inputs = std::mem::take(&mut written.stitch);
+                if !inputs.is_empty() {
+                    if let Err(error) = self.stitch(inputs, 0, &mut indexing).await {
+                        tracing::warn!(%error, "stitching new entities failed; they stay queued");
+                    }
+                }
             }
             if done {
-                return Ok(());
+                return self.finish_indexing(indexing.0).await;
             }
         }
     }
@@ -308,7 +317,7 @@ impl Engine {
     /// after another, in the order of their sequence numbers.
     async fn stitch_pending(&self) -> Result<bool, portico_store::Error> {
         let mut any = false;
-        let mut indexing: Option<tokio::task::JoinHandle<Result<(), portico_store::Error>>> = None;
+        let mut indexing = Indexing::default();
         let result = loop {
             let reading = std::time::Instant::now();
             let inputs = match self.store.stitch_inputs(BATCH).await {
@@ -319,57 +328,57 @@ impl Engine {
                 break Ok(any);
             }
             any = true;
-            let ticket = inputs[0].ticket.clone();
-            let started = std::time::Instant::now();
-            let count = inputs.len();
-            let (writes, gone, done, built) =
-                tokio::task::spawn_blocking(move || build_finals(inputs)).await.unwrap_or_default();
-            let build_ms = started.elapsed().as_millis();
-            let writing = std::time::Instant::now();
-            let stitched = match self.store.write_stitched(&ticket, &writes, &gone, &done).await {
-                Ok(stitched) => stitched,
-                Err(error) => break Err(error),
-            };
-            self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
-            let built = if stitched.skipped.is_empty() {
-                built
-            } else {
-                let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
-                built.into_iter().filter(|(entity_ref, _, _)| !skipped.contains(entity_ref)).collect()
-            };
-            let write_ms = writing.elapsed().as_millis();
-            if let Err(error) = self.finish_indexing(indexing.take()).await {
+            let read_ms = reading.elapsed().as_millis();
+            if let Err(error) = self.stitch(inputs, read_ms, &mut indexing).await {
                 break Err(error);
             }
-            let (catalog, store) = (self.catalog.clone(), self.store.clone());
-            indexing =
-                Some(tokio::spawn(
-                    async move { catalog.apply_written(&store, stitched.seq, built, &gone).await },
-                ));
-            tracing::debug!(
-                count,
-                read_ms = (started - reading).as_millis(),
-                build_ms,
-                write_ms,
-                "stitching round written"
-            );
         };
-        let indexed = self.finish_indexing(indexing).await;
+        let indexed = self.finish_indexing(indexing.0).await;
         result.and_then(|any| indexed.map(|()| any))
     }
 
-    /// Waits for a round's index update, then trains the body dictionary when it is time.
-    async fn finish_indexing(
+    /// Builds the final entities of claimed stitch inputs, stores them and hands them to the
+    /// index, once the previous index update is done.
+    async fn stitch(
         &self,
-        indexing: Option<tokio::task::JoinHandle<Result<(), portico_store::Error>>>,
+        inputs: Vec<portico_store::StitchInput>,
+        read_ms: u128,
+        indexing: &mut Indexing,
     ) -> Result<(), portico_store::Error> {
+        let ticket = inputs[0].ticket.clone();
+        let started = std::time::Instant::now();
+        let count = inputs.len();
+        let (writes, gone, done, built) = build_finals_parallel(inputs).await;
+        let build_ms = started.elapsed().as_millis();
+        let writing = std::time::Instant::now();
+        let stitched = self.store.write_stitched(&ticket, &writes, &gone, &done).await?;
+        self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
+        let built = if stitched.skipped.is_empty() {
+            built
+        } else {
+            let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
+            built.into_iter().filter(|(entity_ref, _, _)| !skipped.contains(entity_ref)).collect()
+        };
+        let write_ms = writing.elapsed().as_millis();
+        self.finish_indexing(indexing.0.take()).await?;
+        let (catalog, store) = (self.catalog.clone(), self.store.clone());
+        indexing.0 =
+            Some(tokio::spawn(
+                async move { catalog.apply_written(&store, stitched.seq, built, &gone).await },
+            ));
+        tracing::debug!(count, read_ms, build_ms, write_ms, "stitching round written");
+        Ok(())
+    }
+
+    /// Waits for a round's index update, then trains the body dictionary when it is time.
+    async fn finish_indexing(&self, indexing: Option<IndexUpdate>) -> Result<(), portico_store::Error> {
         let Some(indexing) = indexing else { return Ok(()) };
         let started = std::time::Instant::now();
         match indexing.await {
             Ok(result) => result?,
             Err(error) => tracing::error!(%error, "updating the catalog index stopped"),
         }
-        if self.catalog.needs_dictionary() {
+        if self.catalog.needs_dictionary_now() {
             // In the background: training takes a few hundred milliseconds, and bodies indexed
             // meanwhile are recompressed once it is done.
             let catalog = self.catalog.clone();
@@ -399,6 +408,35 @@ impl Engine {
 }
 
 type Built = (Vec<FinalWrite>, Vec<String>, Vec<String>, Vec<(String, Value, String)>);
+
+type IndexUpdate = tokio::task::JoinHandle<Result<(), portico_store::Error>>;
+
+/// The index update in flight, if any: stitching rounds hand their results to the index one
+/// after another, in the order of their sequence numbers.
+#[derive(Default)]
+struct Indexing(Option<IndexUpdate>);
+
+/// `build_finals` on every core: building is JSON work, a few tens of microseconds an entity.
+async fn build_finals_parallel(mut inputs: Vec<portico_store::StitchInput>) -> Built {
+    let parts = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let size = inputs.len().div_ceil(parts).max(256);
+    let mut tasks = Vec::new();
+    while inputs.len() > size {
+        let rest = inputs.split_off(size);
+        let part = std::mem::replace(&mut inputs, rest);
+        tasks.push(tokio::task::spawn_blocking(move || build_finals(part)));
+    }
+    tasks.push(tokio::task::spawn_blocking(move || build_finals(inputs)));
+    let mut all = Built::default();
+    for task in tasks {
+        let (writes, gone, done, built) = task.await.unwrap_or_default();
+        all.0.extend(writes);
+        all.1.extend(gone);
+        all.2.extend(done);
+        all.3.extend(built);
+    }
+    all
+}
 
 fn build_finals(inputs: Vec<portico_store::StitchInput>) -> Built {
     let mut writes = Vec::new();

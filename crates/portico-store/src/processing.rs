@@ -82,6 +82,10 @@ pub struct WriteSummary {
     pub deleted: Vec<String>,
     /// Refs of children stored with their inline result (the others' results were dropped).
     pub inline: Vec<String>,
+    /// The stitch inputs of those children, claimed by this write (`write_results` only): the
+    /// caller stitches them from here, without reading them back, and stores the results with
+    /// `write_stitched`. Until then they stay queued, so a caller that stops first loses nothing.
+    pub stitch: Vec<crate::StitchInput>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,7 +500,31 @@ impl Store {
                     stitch.insert(child.clone());
                 }
             }
-            enqueue_stitch!(self, &mut tx, &stitch);
+            // Children stored with their inline result have every stitch input at hand: their
+            // processed form and own relations are in memory, and every peer row about them is
+            // written by now, this transaction's and earlier ones'. They are queued claimed
+            // under a ticket and handed back (see `WriteSummary::stitch`).
+            let ticket = uuid::Uuid::new_v4().to_string();
+            let inline_refs: Vec<&str> = inline.iter().map(|(_, child)| child.entity_ref.as_str()).collect();
+            let mut peers: HashMap<String, Vec<(String, String)>> = HashMap::new();
+            for (source, kind, target) in crate::fetch_in!(
+                &mut *tx,
+                "SELECT source_entity_ref, type, target_entity_ref FROM relations WHERE source_entity_ref IN ({})",
+                inline_refs,
+                (String, String, String)
+            ) {
+                peers.entry(source).or_default().push((kind, target));
+            }
+            for (entity_id, child) in &inline {
+                stitch.remove(&child.entity_ref);
+                summary.stitch.push(crate::stitch::inline_input(
+                    entity_id,
+                    child,
+                    peers.remove(&child.entity_ref).unwrap_or_default(),
+                    &ticket,
+                ));
+            }
+            enqueue_stitch!(self, &mut tx, &stitch, &inline_refs, &ticket);
             tracing::debug!(t_update, t_relations, t_cycles, t_upsert, t_inline, t_edges, t_stitch = timer.elapsed().as_millis(), stitch = stitch.len(), "write_results phases");
         });
         Ok(summary)
@@ -673,21 +701,31 @@ macro_rules! store_inline {
 }
 pub(crate) use store_inline;
 
-/// Adds refs to the durable stitch queue.
+/// Adds refs to the durable stitch queue. The form with `claimed` refs and a ticket also queues
+/// those as read by a stitcher holding that ticket (see `WriteSummary::stitch`).
 macro_rules! enqueue_stitch {
-    ($store:expr, $tx:expr, $refs:expr) => {{
+    ($store:expr, $tx:expr, $refs:expr) => {
+        crate::processing::enqueue_stitch!($store, $tx, $refs, &[] as &[&str], "")
+    };
+    ($store:expr, $tx:expr, $refs:expr, $claimed:expr, $ticket:expr) => {{
         let tx = $tx;
-        let mut refs: Vec<&String> = $refs.iter().collect();
+        let ticket: &str = $ticket;
+        // (ref, claimed)
+        let mut refs: Vec<(&str, bool)> =
+            $refs.iter().map(|entity_ref: &String| (entity_ref.as_str(), false)).collect();
+        refs.extend($claimed.iter().map(|entity_ref: &&str| (*entity_ref, true)));
         // The same row order in every writer, so concurrent transactions do not deadlock on it.
         refs.sort_unstable();
         for chunk in refs.chunks(CHUNK) {
             let sql = $store.sql(format!(
-                "INSERT INTO stitch_queue (entity_ref) VALUES {} ON CONFLICT (entity_ref) DO UPDATE SET pending = 1",
-                value_tuples(chunk.len(), 1, 1)
+                "INSERT INTO stitch_queue (entity_ref, pending, ticket) VALUES {}
+                 ON CONFLICT (entity_ref) DO UPDATE
+                 SET pending = excluded.pending, ticket = COALESCE(excluded.ticket, stitch_queue.ticket)",
+                value_tuples(chunk.len(), 3, 1)
             ));
             let mut query = sqlx::query(&sql);
-            for entity_ref in chunk {
-                query = query.bind(*entity_ref);
+            for (entity_ref, claimed) in chunk {
+                query = query.bind(*entity_ref).bind(i32::from(!claimed)).bind(claimed.then_some(ticket));
             }
             query.execute(&mut **tx).await?;
         }

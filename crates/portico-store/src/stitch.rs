@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use crate::{dispatch, placeholders, transaction, Result, Store, CHUNK};
 
 /// Everything the stitcher needs to build one final entity (reference §6.11).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StitchInput {
     pub entity_ref: String,
     /// The claim of this read on the queue row; `write_stitched` only writes results whose
@@ -15,7 +15,7 @@ pub struct StitchInput {
     pub state: Option<StitchState>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StitchState {
     pub entity_id: String,
     /// `None` until the first successful processing pass: the entity stays invisible.
@@ -28,6 +28,44 @@ pub struct StitchState {
     pub relations: Vec<(String, String)>,
     /// Hash of the final entity currently stored, if any.
     pub final_hash: Option<String>,
+}
+
+/// The stitch input of a child just stored with its inline result (see `WriteSummary::stitch`):
+/// `peers` are the `(type, target)` of the peer rows whose source it is.
+pub(crate) fn inline_input(
+    entity_id: &str,
+    child: &crate::DeferredEntity,
+    mut peers: Vec<(String, String)>,
+    ticket: &str,
+) -> StitchInput {
+    let (processed, errors) = match child.processed.as_deref().map(|inline| &inline.outcome) {
+        Some(crate::Outcome::Succeeded { processed, relations, .. }) => {
+            peers.extend(
+                relations
+                    .iter()
+                    .filter(|relation| relation.source == child.entity_ref)
+                    .map(|relation| (relation.kind.clone(), relation.target.clone())),
+            );
+            (Some(processed.clone()), None)
+        }
+        Some(crate::Outcome::Failed { errors, .. }) => (None, Some(errors.clone())),
+        Some(crate::Outcome::Unchanged) | None => (None, None),
+    };
+    peers.sort_unstable();
+    peers.dedup();
+    StitchInput {
+        entity_ref: child.entity_ref.clone(),
+        ticket: ticket.to_owned(),
+        state: Some(StitchState {
+            entity_id: entity_id.to_owned(),
+            processed,
+            errors,
+            // Stored just now under the emitter that read it.
+            has_parents: true,
+            relations: peers,
+            final_hash: None,
+        }),
+    }
 }
 
 /// The `refresh_state` columns stitching reads.

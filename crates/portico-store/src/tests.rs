@@ -122,6 +122,7 @@ contract_tests! {
     successful_result_stores_processed_entity_relations_and_children
     failed_result_keeps_last_processed_entity_and_records_errors
     new_children_with_an_inline_result_are_stored_processed
+    inline_children_come_back_claimed_with_every_stitch_input
     reprocessing_replaces_relations_and_orphans_children_no_longer_emitted
     unchanged_result_only_releases_the_lease
     result_for_an_entity_deleted_during_processing_is_dropped
@@ -286,28 +287,34 @@ fn final_text(state: &StitchState) -> Option<String> {
 async fn stitch_all(store: &Store) -> i64 {
     loop {
         let inputs = store.stitch_inputs(2).await.unwrap();
-        let Some(ticket) = inputs.first().map(|input| input.ticket.clone()) else {
+        if inputs.is_empty() {
             return store.current_seq().await.unwrap();
-        };
-        let (mut writes, mut gone, mut done) = (Vec::new(), Vec::new(), Vec::new());
-        for input in inputs {
-            done.push(input.entity_ref.clone());
-            let Some(state) = input.state else {
-                gone.push(input.entity_ref);
-                continue;
-            };
-            let Some(text) = final_text(&state) else { continue };
-            if state.final_hash.as_deref() != Some(text.as_str()) {
-                writes.push(FinalWrite {
-                    entity_ref: input.entity_ref,
-                    entity_id: state.entity_id,
-                    final_entity: text.clone(),
-                    hash: text,
-                });
-            }
         }
-        store.write_stitched(&ticket, &writes, &gone, &done).await.unwrap();
+        write_stitched(store, inputs).await;
     }
+}
+
+/// Stores the final entities of claimed stitch inputs, as the engine would.
+async fn write_stitched(store: &Store, inputs: Vec<crate::StitchInput>) -> crate::Stitched {
+    let ticket = inputs[0].ticket.clone();
+    let (mut writes, mut gone, mut done) = (Vec::new(), Vec::new(), Vec::new());
+    for input in inputs {
+        done.push(input.entity_ref.clone());
+        let Some(state) = input.state else {
+            gone.push(input.entity_ref);
+            continue;
+        };
+        let Some(text) = final_text(&state) else { continue };
+        if state.final_hash.as_deref() != Some(text.as_str()) {
+            writes.push(FinalWrite {
+                entity_ref: input.entity_ref,
+                entity_id: state.entity_id,
+                final_entity: text.clone(),
+                hash: text,
+            });
+        }
+    }
+    store.write_stitched(&ticket, &writes, &gone, &done).await.unwrap()
 }
 
 /// Every final entity, by ref.
@@ -858,6 +865,74 @@ async fn new_children_with_an_inline_result_are_stored_processed(db: Db) {
         [("ownedBy".to_owned(), "group:default/team".to_owned())],
         "the dropped result's relations are not stored"
     );
+}
+
+async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/one", "location:default/two"])).await.unwrap();
+    let roots = claim(store).await;
+    let inline = |entity_ref: &str, outcome: Outcome| DeferredEntity {
+        processed: Some(Box::new(InlineResult { outcome, next_update_at: i64::MAX / 2 })),
+        ..entity(entity_ref)
+    };
+    let done = |entity_ref: &str, relations: Vec<RelationRow>| Outcome::Succeeded {
+        result_hash: format!("{entity_ref}1"),
+        processed: format!(r#"{{"processed":"{entity_ref}"}}"#),
+        relations,
+        children: Vec::new(),
+    };
+    let (c, d, e) = ("component:default/c", "component:default/d", "component:default/e");
+    // c depends on d, which does not exist yet: the peer row about d waits for it.
+    let c_child = inline(c, done(c, vec![relation(c, "dependsOn", d), relation(d, "dependencyOf", c)]));
+    let first = store.write_results(&[succeeded(&roots[0], vec![c_child], vec![])]).await.unwrap();
+    let [c_input] = first.stitch.as_slice() else { panic!("one input expected: {:?}", first.stitch) };
+    let c_state = c_input.state.clone().expect("c exists");
+    assert_eq!(c_input.entity_ref, c);
+    assert_eq!(c_state.processed.as_deref(), Some(r#"{"processed":"component:default/c"}"#));
+    assert_eq!(c_state.relations, [("dependsOn".to_owned(), d.to_owned())]);
+    assert!(c_state.has_parents);
+
+    // d arrives in a later write: its input has the peer row c wrote and its own relations.
+    let d_child = inline(
+        d,
+        done(
+            d,
+            vec![relation(d, "ownedBy", "group:default/team"), relation("group:default/team", "ownerOf", d)],
+        ),
+    );
+    let e_child =
+        inline(e, Outcome::Failed { result_hash: "e1".into(), errors: r#"[{"name":"InputError"}]"#.into() });
+    let second = store.write_results(&[succeeded(&roots[1], vec![d_child, e_child], vec![])]).await.unwrap();
+    let inputs: BTreeMap<&str, &StitchState> = second
+        .stitch
+        .iter()
+        .map(|input| (input.entity_ref.as_str(), input.state.as_ref().expect("exists")))
+        .collect();
+    assert_eq!(inputs.keys().copied().collect::<Vec<_>>(), [d, e]);
+    assert_eq!(
+        inputs[d].relations,
+        [("dependencyOf".to_owned(), c.to_owned()), ("ownedBy".to_owned(), "group:default/team".to_owned())]
+    );
+    assert_eq!(
+        (inputs[e].processed.as_deref(), inputs[e].errors.as_deref()),
+        (None, Some(r#"[{"name":"InputError"}]"#))
+    );
+    let stitched = write_stitched(store, second.stitch).await;
+    assert!(stitched.skipped.is_empty());
+    // Written and dequeued; what stays queued is read back from the database exactly as it was
+    // handed back.
+    let queued = store.stitch_queue_refs().await.unwrap();
+    assert!(!queued.iter().any(|entity_ref| entity_ref == d || entity_ref == e), "{queued:?}");
+    assert!(queued.iter().any(|entity_ref| entity_ref == c), "{queued:?}");
+    let finals = store.final_entities_page("", 100).await.unwrap();
+    assert_eq!(
+        finals.iter().map(|row| row.entity_ref.as_str()).collect::<Vec<_>>(),
+        [d],
+        "e failed: no final"
+    );
+    let read = store.stitch_inputs(100).await.unwrap();
+    let c_read = read.iter().find(|input| input.entity_ref == c).and_then(|input| input.state.clone());
+    assert_eq!(c_read, Some(c_state));
 }
 
 async fn reprocessing_replaces_relations_and_orphans_children_no_longer_emitted(db: Db) {
