@@ -249,9 +249,17 @@ impl Engine {
                     (false, false)
                 }
             };
-            if !ready.is_empty() && (done || waited || rows >= WRITE_ROWS) {
+            // The round's last write: nothing in flight, nothing left to start.
+            let last = tasks.is_empty() && pending.as_slice().is_empty();
+            if !ready.is_empty() && (done || waited || last || rows >= WRITE_ROWS) {
                 let writing = std::time::Instant::now();
-                let mut written = self.store.write_results(&ready).await?;
+                // Only the last write stitches its new children at once: a child written
+                // earlier may still gain peers from later writes, and would be stitched twice.
+                let mut written = if last {
+                    self.store.write_results_and_claim_new(&ready).await?
+                } else {
+                    self.store.write_results(&ready).await?
+                };
                 tracing::debug!(rows, ms = writing.elapsed().as_millis(), "results written");
                 self.report(&ready, &written);
                 ready.clear();

@@ -82,7 +82,7 @@ pub struct WriteSummary {
     pub deleted: Vec<String>,
     /// Refs of children stored with their inline result (the others' results were dropped).
     pub inline: Vec<String>,
-    /// The stitch inputs of those children, claimed by this write (`write_results` only): the
+    /// The stitch inputs of those children, claimed by `write_results_and_claim_new`: the
     /// caller stitches them from here, without reading them back, and stores the results with
     /// `write_stitched`. Until then they stay queued, so a caller that stops first loses nothing.
     pub stitch: Vec<crate::StitchInput>,
@@ -234,6 +234,21 @@ impl Store {
     /// Writes a batch of processing results in one transaction and queues every entity whose
     /// final form may have changed for stitching.
     pub async fn write_results(&self, outcomes: &[ProcessOutcome]) -> Result<WriteSummary> {
+        self.write_results_inner(outcomes, false).await
+    }
+
+    /// `write_results`, which also hands back the children stored with their inline result,
+    /// claimed for stitching (see `WriteSummary::stitch`). Worth it for the last write of a
+    /// round: earlier ones would have them stitched again when later writes add peers.
+    pub async fn write_results_and_claim_new(&self, outcomes: &[ProcessOutcome]) -> Result<WriteSummary> {
+        self.write_results_inner(outcomes, true).await
+    }
+
+    async fn write_results_inner(
+        &self,
+        outcomes: &[ProcessOutcome],
+        claim_new: bool,
+    ) -> Result<WriteSummary> {
         let now = now_millis();
         let mut summary = WriteSummary::default();
         transaction!(self, tx => {
@@ -505,7 +520,8 @@ impl Store {
             // written by now, this transaction's and earlier ones'. They are queued claimed
             // under a ticket and handed back (see `WriteSummary::stitch`).
             let ticket = uuid::Uuid::new_v4().to_string();
-            let inline_refs: Vec<&str> = inline.iter().map(|(_, child)| child.entity_ref.as_str()).collect();
+            let claimed = if claim_new { inline.as_slice() } else { &[] };
+            let inline_refs: Vec<&str> = claimed.iter().map(|(_, child)| child.entity_ref.as_str()).collect();
             let mut peers: HashMap<String, Vec<(String, String)>> = HashMap::new();
             for (source, kind, target) in crate::fetch_in!(
                 &mut *tx,
@@ -515,7 +531,7 @@ impl Store {
             ) {
                 peers.entry(source).or_default().push((kind, target));
             }
-            for (entity_id, child) in &inline {
+            for (entity_id, child) in claimed {
                 stitch.remove(&child.entity_ref);
                 summary.stitch.push(crate::stitch::inline_input(
                     entity_id,

@@ -884,7 +884,8 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
     let (c, d, e) = ("component:default/c", "component:default/d", "component:default/e");
     // c depends on d, which does not exist yet: the peer row about d waits for it.
     let c_child = inline(c, done(c, vec![relation(c, "dependsOn", d), relation(d, "dependencyOf", c)]));
-    let first = store.write_results(&[succeeded(&roots[0], vec![c_child], vec![])]).await.unwrap();
+    let first =
+        store.write_results_and_claim_new(&[succeeded(&roots[0], vec![c_child], vec![])]).await.unwrap();
     let [c_input] = first.stitch.as_slice() else { panic!("one input expected: {:?}", first.stitch) };
     let c_state = c_input.state.clone().expect("c exists");
     assert_eq!(c_input.entity_ref, c);
@@ -902,7 +903,10 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
     );
     let e_child =
         inline(e, Outcome::Failed { result_hash: "e1".into(), errors: r#"[{"name":"InputError"}]"#.into() });
-    let second = store.write_results(&[succeeded(&roots[1], vec![d_child, e_child], vec![])]).await.unwrap();
+    let second = store
+        .write_results_and_claim_new(&[succeeded(&roots[1], vec![d_child, e_child], vec![])])
+        .await
+        .unwrap();
     let inputs: BTreeMap<&str, &StitchState> = second
         .stitch
         .iter()
