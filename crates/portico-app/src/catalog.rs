@@ -393,21 +393,18 @@ impl Catalog {
     }
 
     /// Applies changes this process just wrote as change number `seq`, without reading them
-    /// back, when nothing else was written in between; otherwise follows the feed.
+    /// back, when nothing else was written in between; otherwise follows the feed. `prepared`
+    /// come from `prepare_parsed`, which the caller runs on as many threads as it likes.
     pub async fn apply_written(
         &self,
         store: &Store,
         seq: i64,
-        written: Vec<(String, Value, String)>,
+        prepared: Vec<Prepared>,
         gone: &[String],
     ) -> Result<(), portico_store::Error> {
         {
             let _writer = self.writer.lock().await;
             if seq == self.seq() + 1 {
-                let prepared: Vec<_> = written
-                    .into_iter()
-                    .filter_map(|(entity_ref, entity, text)| prepare_parsed(&entity_ref, &entity, text))
-                    .collect();
                 let mut index = self.index.write();
                 self.churn.fetch_add(gone.len() + prepared.len(), Ordering::Relaxed);
                 for entity_ref in gone {
@@ -446,7 +443,7 @@ fn read_snapshot(path: &Path, instance: &str, current: i64) -> Result<(i64, Inde
 }
 
 /// `(ref, uid, body, search rows, has processing errors)`.
-type Prepared = (String, String, Arc<str>, Vec<portico_query::search::SearchRow>, bool);
+pub(crate) type Prepared = (String, String, Arc<str>, Vec<portico_query::search::SearchRow>, bool);
 
 fn prepare(entity_ref: &str, text: String) -> Option<Prepared> {
     let entity: Value = match serde_json::from_str(&text) {
@@ -460,7 +457,8 @@ fn prepare(entity_ref: &str, text: String) -> Option<Prepared> {
     prepare_parsed(entity_ref, &entity, text)
 }
 
-fn prepare_parsed(entity_ref: &str, entity: &Value, text: String) -> Option<Prepared> {
+/// An entity's index entry, from its final form and that form's text.
+pub(crate) fn prepare_parsed(entity_ref: &str, entity: &Value, text: String) -> Option<Prepared> {
     let uid = entity.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_owned();
     let rows = match search_rows(entity) {
         Ok(rows) => rows,

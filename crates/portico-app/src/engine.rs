@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portico_store::{
-    ClaimedEntity, DeferredEntity, FinalWrite, InlineResult, Outcome, ProcessOutcome, RelationRow, Store,
-    WriteSummary,
+    ClaimedEntity, DeferredEntity, FinalWrite, InlineResult, Outcome, ProcessOutcome, RelationRow,
+    StitchInput, Store, WriteSummary,
 };
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
+use crate::catalog::{prepare_parsed, Catalog, Prepared};
 use crate::processing::{Processed, Processor};
 use crate::stitcher::stitch;
 
@@ -326,21 +326,46 @@ impl Engine {
     async fn stitch_pending(&self) -> Result<bool, portico_store::Error> {
         let mut any = false;
         let mut indexing = Indexing::default();
+        // Batches go through the queue in ref order; the next one is claimed and read while the
+        // last one is built and written (the two use different connections).
+        let mut after = String::new();
+        let mut next: Option<tokio::task::JoinHandle<Result<Vec<StitchInput>, portico_store::Error>>> = None;
         let result = loop {
             let reading = std::time::Instant::now();
-            let inputs = match self.store.stitch_inputs(BATCH).await {
+            let inputs = match next.take() {
+                Some(task) => task.await.unwrap_or_else(|error| {
+                    tracing::error!(%error, "reading stitch inputs stopped");
+                    Ok(Vec::new())
+                }),
+                None => self.store.stitch_inputs_after(BATCH, &after).await,
+            };
+            let inputs = match inputs {
                 Ok(inputs) => inputs,
                 Err(error) => break Err(error),
             };
-            if inputs.is_empty() {
-                break Ok(any);
-            }
+            let Some(last) = inputs.last() else {
+                if after.is_empty() {
+                    break Ok(any);
+                }
+                // Once more from the start, for refs queued meanwhile before `after`.
+                after.clear();
+                continue;
+            };
             any = true;
+            after.clone_from(&last.entity_ref);
             let read_ms = reading.elapsed().as_millis();
+            if inputs.len() == BATCH {
+                let (store, after) = (self.store.clone(), after.clone());
+                next = Some(tokio::spawn(async move { store.stitch_inputs_after(BATCH, &after).await }));
+            }
             if let Err(error) = self.stitch(inputs, read_ms, &mut indexing).await {
                 break Err(error);
             }
         };
+        // A batch read ahead and not stitched stays queued (claimed), for the next pass.
+        if let Some(task) = next {
+            let _ = task.await;
+        }
         let indexed = self.finish_indexing(indexing.0).await;
         result.and_then(|any| indexed.map(|()| any))
     }
@@ -349,7 +374,7 @@ impl Engine {
     /// index, once the previous index update is done.
     async fn stitch(
         &self,
-        inputs: Vec<portico_store::StitchInput>,
+        inputs: Vec<StitchInput>,
         read_ms: u128,
         indexing: &mut Indexing,
     ) -> Result<(), portico_store::Error> {
@@ -365,7 +390,7 @@ impl Engine {
             built
         } else {
             let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
-            built.into_iter().filter(|(entity_ref, _, _)| !skipped.contains(entity_ref)).collect()
+            built.into_iter().filter(|prepared| !skipped.contains(&prepared.0)).collect()
         };
         let write_ms = writing.elapsed().as_millis();
         self.finish_indexing(indexing.0.take()).await?;
@@ -415,7 +440,8 @@ impl Engine {
     }
 }
 
-type Built = (Vec<FinalWrite>, Vec<String>, Vec<String>, Vec<(String, Value, String)>);
+/// `(final entities to write, refs gone, refs done, index entries of the written)`.
+type Built = (Vec<FinalWrite>, Vec<String>, Vec<String>, Vec<Prepared>);
 
 type IndexUpdate = tokio::task::JoinHandle<Result<(), portico_store::Error>>;
 
@@ -425,7 +451,7 @@ type IndexUpdate = tokio::task::JoinHandle<Result<(), portico_store::Error>>;
 struct Indexing(Option<IndexUpdate>);
 
 /// `build_finals` on every core: building is JSON work, a few tens of microseconds an entity.
-async fn build_finals_parallel(mut inputs: Vec<portico_store::StitchInput>) -> Built {
+async fn build_finals_parallel(mut inputs: Vec<StitchInput>) -> Built {
     let parts = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let size = inputs.len().div_ceil(parts).max(256);
     let mut tasks = Vec::new();
@@ -446,7 +472,7 @@ async fn build_finals_parallel(mut inputs: Vec<portico_store::StitchInput>) -> B
     all
 }
 
-fn build_finals(inputs: Vec<portico_store::StitchInput>) -> Built {
+fn build_finals(inputs: Vec<StitchInput>) -> Built {
     let mut writes = Vec::new();
     let mut gone = Vec::new();
     let mut done = Vec::with_capacity(inputs.len());
@@ -473,7 +499,7 @@ fn build_finals(inputs: Vec<portico_store::StitchInput>) -> Built {
             final_entity: stitched.text.clone(),
             hash: stitched.hash,
         });
-        built.push((input.entity_ref, stitched.entity, stitched.text));
+        built.extend(prepare_parsed(&input.entity_ref, &stitched.entity, stitched.text));
     }
     (writes, gone, done, built)
 }

@@ -68,14 +68,19 @@ pub(crate) fn inline_input(
     }
 }
 
-/// The `refresh_state` columns stitching reads.
+/// What stitching reads of one entity, in one row.
 #[derive(sqlx::FromRow)]
 struct StateRow {
     entity_ref: String,
     entity_id: String,
     processed_entity: Option<String>,
     errors: Option<String>,
+    /// The entity's own relations list (see `relations.rs`).
     relations: Option<String>,
+    /// `[[type, target], …]` of the peer rows whose source it is; `NULL` or `[]` for none.
+    peers: Option<String>,
+    final_hash: Option<String>,
+    has_parents: bool,
 }
 
 /// A final entity to store.
@@ -116,6 +121,12 @@ impl Store {
     /// `write_stitched` removes them, so a crash in between only means stitching again; a ref
     /// queued again after this read stays queued through that `write_stitched`.
     pub async fn stitch_inputs(&self, limit: usize) -> Result<Vec<StitchInput>> {
+        self.stitch_inputs_after(limit, "").await
+    }
+
+    /// `stitch_inputs` for queued refs after `after` in ref order only: a stitcher that works
+    /// through the queue batch by batch claims the next batch while it writes the last one.
+    pub async fn stitch_inputs_after(&self, limit: usize, after: &str) -> Result<Vec<StitchInput>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let inputs = dispatch!(self, pool => {
             let mut conn = pool.acquire().await?;
@@ -127,58 +138,50 @@ impl Store {
             let lock = if matches!(self.backend, crate::Backend::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
             let sql = format!(
                 "UPDATE stitch_queue SET pending = 0, ticket = $1
-                 WHERE entity_ref IN (SELECT entity_ref FROM stitch_queue ORDER BY entity_ref LIMIT $2{lock})
+                 WHERE entity_ref IN (
+                     SELECT entity_ref FROM stitch_queue WHERE entity_ref > $3 ORDER BY entity_ref LIMIT $2{lock})
                  RETURNING entity_ref"
             );
             let queued: Vec<(String,)> = sqlx::query_as(&sql)
             .bind(&ticket)
             .bind(limit)
+            .bind(after)
             .fetch_all(&mut *conn)
             .await?;
             let mut refs: Vec<String> = queued.into_iter().map(|(entity_ref,)| entity_ref).collect();
             refs.sort_unstable();
             let mut inputs = Vec::with_capacity(refs.len());
+            // One row per entity: row by row, each row costs a hop between threads in the
+            // driver, so the peer rows come aggregated into one JSON array.
+            let peers = match self.backend {
+                crate::Backend::Sqlite(_) => "json_group_array(json_array(p.type, p.target_entity_ref))",
+                crate::Backend::Postgres(_) => "json_agg(json_build_array(p.type, p.target_entity_ref))::text",
+            };
             for chunk in refs.chunks(CHUNK) {
-                let list = placeholders(chunk.len(), 1);
-                macro_rules! fetch {
-                    ($sql:expr, $row:ty) => {{
-                        let sql = self.sql(format!($sql, list = list));
-                        let mut query = sqlx::query_as::<_, $row>(&sql);
-                        for entity_ref in chunk {
-                            query = query.bind(entity_ref);
-                        }
-                        query.fetch_all(&mut *conn).await?
-                    }};
+                let sql = self.sql(format!(
+                    "SELECT r.entity_ref, r.entity_id, r.processed_entity, r.errors, r.relations,
+                         (SELECT {peers} FROM relations p WHERE p.source_entity_ref = r.entity_ref) AS peers,
+                         (SELECT f.hash FROM final_entities f WHERE f.entity_ref = r.entity_ref) AS final_hash,
+                         EXISTS (SELECT 1 FROM refresh_state_references e WHERE e.target_entity_ref = r.entity_ref)
+                             AS has_parents
+                     FROM refresh_state r WHERE r.entity_ref IN ({})",
+                    placeholders(chunk.len(), 1)
+                ));
+                let mut query = sqlx::query_as::<_, StateRow>(&sql);
+                for entity_ref in chunk {
+                    query = query.bind(entity_ref);
                 }
-                let states: Vec<StateRow> = fetch!(
-                    "SELECT entity_ref, entity_id, processed_entity, errors, relations FROM refresh_state
-                     WHERE entity_ref IN ({list})",
-                    StateRow
-                );
-                let parented: Vec<(String,)> = fetch!(
-                    "SELECT DISTINCT target_entity_ref FROM refresh_state_references WHERE target_entity_ref IN ({list})",
-                    (String,)
-                );
-                // What other entities emitted with these sources (see `relations.rs`).
-                let peers: Vec<(String, String, String)> = fetch!(
-                    "SELECT source_entity_ref, type, target_entity_ref FROM relations WHERE source_entity_ref IN ({list})",
-                    (String, String, String)
-                );
-                let hashes: Vec<(String, String)> = fetch!(
-                    "SELECT entity_ref, hash FROM final_entities WHERE entity_ref IN ({list})",
-                    (String, String)
-                );
-                let parented: HashSet<String> = parented.into_iter().map(|(r,)| r).collect();
-                let mut hashes: HashMap<String, String> = hashes.into_iter().collect();
-                let mut by_source: HashMap<String, Vec<(String, String)>> = HashMap::new();
-                for (source, kind, target) in peers {
-                    by_source.entry(source).or_default().push((kind, target));
-                }
-                let mut states: HashMap<String, StateRow> =
-                    states.into_iter().map(|row| (row.entity_ref.clone(), row)).collect();
+                let mut states: HashMap<String, StateRow> = query
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.entity_ref.clone(), row))
+                    .collect();
                 for entity_ref in chunk {
                     let state = states.remove(entity_ref).map(|row| {
-                        let mut relations = by_source.remove(entity_ref).unwrap_or_default();
+                        // What other entities emitted with this source (see `relations.rs`).
+                        let mut relations: Vec<(String, String)> =
+                            row.peers.as_deref().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default();
                         relations.extend(
                             crate::relations::decode(entity_ref, row.relations.as_deref())
                                 .unwrap_or_default()
@@ -192,9 +195,9 @@ impl Store {
                             entity_id: row.entity_id,
                             processed: row.processed_entity,
                             errors: row.errors,
-                            has_parents: parented.contains(entity_ref),
+                            has_parents: row.has_parents,
                             relations,
-                            final_hash: hashes.remove(entity_ref),
+                            final_hash: row.final_hash,
                         }
                     });
                     inputs.push(StitchInput { entity_ref: entity_ref.clone(), ticket: ticket.clone(), state });

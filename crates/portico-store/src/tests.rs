@@ -128,6 +128,7 @@ contract_tests! {
     result_for_an_entity_deleted_during_processing_is_dropped
 
     stitch_queue_keeps_refs_until_they_are_written
+    the_next_stitch_batch_is_claimed_while_the_last_is_written
     change_written_while_a_stitch_is_in_flight_is_stitched_again
     entity_deleted_while_a_stitch_is_in_flight_gets_no_final_entity
     a_slower_stitcher_never_overwrites_a_newer_result
@@ -937,6 +938,25 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
     let read = store.stitch_inputs(100).await.unwrap();
     let c_read = read.iter().find(|input| input.entity_ref == c).and_then(|input| input.state.clone());
     assert_eq!(c_read, Some(c_state));
+}
+
+async fn the_next_stitch_batch_is_claimed_while_the_last_is_written(db: Db) {
+    let store = &db.store;
+    let refs = ["component:default/a", "component:default/b", "component:default/c", "component:default/d"];
+    store.apply_mutation("p", add(&refs)).await.unwrap();
+    let refs_of =
+        |inputs: &[crate::StitchInput]| inputs.iter().map(|i| i.entity_ref.clone()).collect::<Vec<_>>();
+    let first = store.stitch_inputs_after(2, "").await.unwrap();
+    assert_eq!(refs_of(&first), refs[..2]);
+    // The next batch starts after the last one's last ref: nothing of it is claimed again.
+    let second = store.stitch_inputs_after(2, &first[1].entity_ref).await.unwrap();
+    assert_eq!(refs_of(&second), refs[2..]);
+    assert!(store.stitch_inputs_after(2, &second[1].entity_ref).await.unwrap().is_empty());
+    // The first batch still holds its refs, so its write goes through, then the second's.
+    assert!(write_stitched(store, first).await.skipped.is_empty());
+    assert_eq!(store.stitch_queue_refs().await.unwrap(), refs[2..]);
+    assert!(write_stitched(store, second).await.skipped.is_empty());
+    assert!(store.stitch_queue_refs().await.unwrap().is_empty());
 }
 
 async fn reprocessing_replaces_relations_and_orphans_children_no_longer_emitted(db: Db) {
