@@ -225,9 +225,18 @@ impl Store {
             // took the queue row over (and read newer state). `FOR UPDATE` on PostgreSQL makes a
             // takeover wait for this transaction, so it reads what this one writes.
             let mut held: HashSet<String> = HashSet::new();
-            let all_refs: Vec<&String> = writes.iter().map(|write| &write.entity_ref).chain(gone).chain(done).collect();
-            let lock = if matches!(self.backend, crate::Backend::Postgres(_)) { " FOR UPDATE" } else { "" };
+            let mut all_refs: Vec<&String> = writes.iter().map(|write| &write.entity_ref).chain(gone).chain(done).collect();
+            all_refs.sort_unstable();
+            all_refs.dedup();
+            let postgres = matches!(self.backend, crate::Backend::Postgres(_));
+            let lock = if postgres { " FOR UPDATE" } else { "" };
             for chunk in all_refs.chunks(CHUNK) {
+                // Usually every ref is still held: on SQLite a count says so without sending
+                // each back (PostgreSQL locks the rows, which takes the rows themselves).
+                if !postgres && count_in!(&mut **tx, "stitch_queue WHERE ticket = $1 AND entity_ref", Some(ticket), chunk) == chunk.len() {
+                    held.extend(chunk.iter().map(|entity_ref| (*entity_ref).clone()));
+                    continue;
+                }
                 let sql = self.sql(format!(
                     "SELECT entity_ref FROM stitch_queue WHERE ticket = $1 AND entity_ref IN ({}){lock}",
                     placeholders(chunk.len(), 2)
@@ -250,6 +259,11 @@ impl Store {
             // sequence number first orders this read after any deletion that is committing.
             let mut live: HashSet<String> = HashSet::new();
             for chunk in writes.chunks(CHUNK) {
+                let ids: Vec<&String> = chunk.iter().map(|write| &write.entity_id).collect();
+                if count_in!(&mut **tx, "refresh_state WHERE entity_id", None, &ids) == chunk.len() {
+                    live.extend(ids.into_iter().cloned());
+                    continue;
+                }
                 let sql = self.sql(format!(
                     "SELECT entity_id FROM refresh_state WHERE entity_id IN ({})",
                     placeholders(chunk.len(), 1)
@@ -405,6 +419,29 @@ impl Store {
 /// Takes the next change sequence number. The row lock on `catalog_seq` is held until commit, so
 /// on PostgreSQL concurrent writers commit in sequence order and a reader following `seq` never
 /// skips a change.
+/// How many rows of `$from IN (items)` exist, `$from` ending in the column compared; `$ticket`,
+/// when `Some`, is bound as `$1` before the items. Evaluates to a `usize`.
+macro_rules! count_in {
+    ($executor:expr, $from:literal, $ticket:expr, $items:expr) => {{
+        let ticket: Option<&str> = $ticket;
+        let first = if ticket.is_some() { 2 } else { 1 };
+        let sql = format!(
+            concat!("SELECT COUNT(*) FROM ", $from, " IN ({})"),
+            $crate::placeholders($items.len(), first)
+        );
+        let mut query = sqlx::query_as::<_, (i64,)>(&sql);
+        if let Some(ticket) = ticket {
+            query = query.bind(ticket);
+        }
+        for item in $items.iter() {
+            query = query.bind(*item);
+        }
+        let (count,) = query.fetch_one($executor).await?;
+        usize::try_from(count).unwrap_or(0)
+    }};
+}
+use count_in;
+
 macro_rules! next_seq {
     ($tx:expr) => {{
         let (seq,): (i64,) =
