@@ -174,7 +174,9 @@ impl Engine {
         let claimed_count = claimed.len();
         if processed_any {
             let ids: Vec<String> = claimed.iter().map(|item| item.entity_id.clone()).collect();
-            self.process_and_write(claimed, &ids, lease_ms).await?;
+            // During a backlog, later rounds may still add peers to this round's new children.
+            let stitch_new = claimed_count < BATCH;
+            self.process_and_write(claimed, &ids, lease_ms, stitch_new).await?;
             tracing::debug!(
                 claimed = claimed_count,
                 claim_ms,
@@ -206,11 +208,14 @@ impl Engine {
     ///
     /// Leases are renewed every `LEASE_RENEWAL`, between transactions: a renewal waiting for the
     /// write lock while this task holds it would wait for itself.
+    ///
+    /// With `stitch_new`, the last write's new children are stitched at once, from memory.
     async fn process_and_write(
         &self,
         claimed: Vec<ClaimedEntity>,
         ids: &[String],
         lease_ms: i64,
+        stitch_new: bool,
     ) -> Result<(), portico_store::Error> {
         let mut pending = claimed.into_iter();
         let mut tasks: JoinSet<ProcessOutcome> = JoinSet::new();
@@ -255,7 +260,7 @@ impl Engine {
                 let writing = std::time::Instant::now();
                 // Only the last write stitches its new children at once: a child written
                 // earlier may still gain peers from later writes, and would be stitched twice.
-                let mut written = if last {
+                let mut written = if last && stitch_new {
                     self.store.write_results_and_claim_new(&ready).await?
                 } else {
                     self.store.write_results(&ready).await?
@@ -329,30 +334,30 @@ impl Engine {
         // Batches go through the queue in ref order; the next one is claimed and read while the
         // last one is built and written (the two use different connections).
         let mut after = String::new();
-        let mut next: Option<tokio::task::JoinHandle<Result<Vec<StitchInput>, portico_store::Error>>> = None;
+        let mut next: Option<tokio::task::JoinHandle<Result<StitchBatch, portico_store::Error>>> = None;
         let result = loop {
             let reading = std::time::Instant::now();
-            let inputs = match next.take() {
+            let batch = match next.take() {
                 Some(task) => task.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "reading stitch inputs stopped");
-                    Ok(Vec::new())
+                    Ok((Vec::new(), None))
                 }),
                 None => self.store.stitch_inputs_after(BATCH, &after).await,
             };
-            let inputs = match inputs {
-                Ok(inputs) => inputs,
+            let (inputs, last) = match batch {
+                Ok(batch) => batch,
                 Err(error) => break Err(error),
             };
-            let Some(last) = inputs.last() else {
+            if inputs.is_empty() {
                 if after.is_empty() {
                     break Ok(any);
                 }
                 // Once more from the start, for refs queued meanwhile before `after`.
                 after.clear();
                 continue;
-            };
+            }
             any = true;
-            after.clone_from(&last.entity_ref);
+            after = last.unwrap_or_default();
             let read_ms = reading.elapsed().as_millis();
             if inputs.len() == BATCH {
                 let (store, after) = (self.store.clone(), after.clone());
@@ -386,11 +391,14 @@ impl Engine {
         let writing = std::time::Instant::now();
         let stitched = self.store.write_stitched(&ticket, &writes, &gone, &done).await?;
         self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
-        let built = if stitched.skipped.is_empty() {
-            built
+        let (built, gone) = if stitched.skipped.is_empty() {
+            (built, gone)
         } else {
             let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
-            built.into_iter().filter(|prepared| !skipped.contains(&prepared.0)).collect()
+            (
+                built.into_iter().filter(|prepared| !skipped.contains(&prepared.0)).collect(),
+                gone.into_iter().filter(|entity_ref| !skipped.contains(entity_ref)).collect(),
+            )
         };
         let write_ms = writing.elapsed().as_millis();
         self.finish_indexing(indexing.0.take()).await?;
@@ -444,6 +452,9 @@ impl Engine {
 type Built = (Vec<FinalWrite>, Vec<String>, Vec<String>, Vec<Prepared>);
 
 type IndexUpdate = tokio::task::JoinHandle<Result<(), portico_store::Error>>;
+
+/// Claimed stitch inputs, with the greatest ref claimed in the database's order.
+type StitchBatch = (Vec<StitchInput>, Option<String>);
 
 /// The index update in flight, if any: stitching rounds hand their results to the index one
 /// after another, in the order of their sequence numbers.

@@ -522,6 +522,13 @@ impl Store {
             let ticket = uuid::Uuid::new_v4().to_string();
             let claimed = if claim_new { inline.as_slice() } else { &[] };
             let inline_refs: Vec<&str> = claimed.iter().map(|(_, child)| child.entity_ref.as_str()).collect();
+            for entity_ref in &inline_refs {
+                stitch.remove(*entity_ref);
+            }
+            // Queue (and on PostgreSQL lock) first, read after: a concurrent writer that changes
+            // these entities' peer rows either committed before the read, which then sees it, or
+            // waits for this transaction and sets them pending again.
+            enqueue_stitch!(self, &mut tx, &stitch, &inline_refs, &ticket);
             let mut peers: HashMap<String, Vec<(String, String)>> = HashMap::new();
             for (source, kind, target) in crate::fetch_in!(
                 &mut *tx,
@@ -532,7 +539,6 @@ impl Store {
                 peers.entry(source).or_default().push((kind, target));
             }
             for (entity_id, child) in claimed {
-                stitch.remove(&child.entity_ref);
                 summary.stitch.push(crate::stitch::inline_input(
                     entity_id,
                     child,
@@ -540,7 +546,6 @@ impl Store {
                     &ticket,
                 ));
             }
-            enqueue_stitch!(self, &mut tx, &stitch, &inline_refs, &ticket);
             tracing::debug!(t_update, t_relations, t_cycles, t_upsert, t_inline, t_edges, t_stitch = timer.elapsed().as_millis(), stitch = stitch.len(), "write_results phases");
         });
         Ok(summary)

@@ -103,7 +103,8 @@ pub struct FinalRow {
 pub struct Stitched {
     /// The change sequence number of this write.
     pub seq: i64,
-    /// Refs of writes dropped because their entity was deleted meanwhile.
+    /// Refs of writes and removals dropped: the entity was deleted meanwhile, or another
+    /// stitcher took the ref over.
     pub skipped: Vec<String>,
 }
 
@@ -121,12 +122,18 @@ impl Store {
     /// `write_stitched` removes them, so a crash in between only means stitching again; a ref
     /// queued again after this read stays queued through that `write_stitched`.
     pub async fn stitch_inputs(&self, limit: usize) -> Result<Vec<StitchInput>> {
-        self.stitch_inputs_after(limit, "").await
+        Ok(self.stitch_inputs_after(limit, "").await?.0)
     }
 
-    /// `stitch_inputs` for queued refs after `after` in ref order only: a stitcher that works
-    /// through the queue batch by batch claims the next batch while it writes the last one.
-    pub async fn stitch_inputs_after(&self, limit: usize, after: &str) -> Result<Vec<StitchInput>> {
+    /// `stitch_inputs` for queued refs after `after` in the database's order of refs only, with
+    /// the greatest ref claimed in that order: a stitcher that works through the queue batch by
+    /// batch claims the next batch, after that ref, while it writes the last one. (The order is
+    /// the column's collation, which on PostgreSQL need not be Rust's byte order.)
+    pub async fn stitch_inputs_after(
+        &self,
+        limit: usize,
+        after: &str,
+    ) -> Result<(Vec<StitchInput>, Option<String>)> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let inputs = dispatch!(self, pool => {
             let mut conn = pool.acquire().await?;
@@ -150,6 +157,14 @@ impl Store {
             .await?;
             let mut refs: Vec<String> = queued.into_iter().map(|(entity_ref,)| entity_ref).collect();
             refs.sort_unstable();
+            let (last,): (Option<String>,) = if refs.is_empty() {
+                (None,)
+            } else {
+                sqlx::query_as(&self.sql("SELECT MAX(entity_ref) FROM stitch_queue WHERE ticket = $1".to_owned()))
+                    .bind(&ticket)
+                    .fetch_one(&mut *conn)
+                    .await?
+            };
             let mut inputs = Vec::with_capacity(refs.len());
             // One row per entity: row by row, each row costs a hop between threads in the
             // driver, so the peer rows come aggregated into one JSON array.
@@ -180,8 +195,15 @@ impl Store {
                 for entity_ref in chunk {
                     let state = states.remove(entity_ref).map(|row| {
                         // What other entities emitted with this source (see `relations.rs`).
-                        let mut relations: Vec<(String, String)> =
-                            row.peers.as_deref().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default();
+                        let mut relations: Vec<(String, String)> = match row.peers.as_deref().map(serde_json::from_str) {
+                            None => Vec::new(),
+                            Some(Ok(peers)) => peers,
+                            // The database built this text; only a damaged one gets here.
+                            Some(Err(error)) => {
+                                tracing::error!(entity.r#ref = %entity_ref, %error, "unreadable peer relations; stitched without them");
+                                Vec::new()
+                            }
+                        };
                         relations.extend(
                             crate::relations::decode(entity_ref, row.relations.as_deref())
                                 .unwrap_or_default()
@@ -203,7 +225,7 @@ impl Store {
                     inputs.push(StitchInput { entity_ref: entity_ref.clone(), ticket: ticket.clone(), state });
                 }
             }
-            inputs
+            (inputs, last)
         });
         Ok(inputs)
     }
@@ -253,6 +275,7 @@ impl Store {
                 .map(|write| write.entity_ref.clone())
                 .collect();
             let writes: Vec<&FinalWrite> = writes.iter().filter(|write| held.contains(&write.entity_ref)).collect();
+            skipped.extend(gone.iter().filter(|entity_ref| !held.contains(*entity_ref)).cloned());
             let gone: Vec<&String> = gone.iter().filter(|entity_ref| held.contains(*entity_ref)).collect();
             // Only entities that still exist under the id the stitcher read: one deleted since
             // (perhaps re-created under a new id) must not get its final entity back. Taking the

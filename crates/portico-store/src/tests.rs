@@ -946,17 +946,24 @@ async fn the_next_stitch_batch_is_claimed_while_the_last_is_written(db: Db) {
     store.apply_mutation("p", add(&refs)).await.unwrap();
     let refs_of =
         |inputs: &[crate::StitchInput]| inputs.iter().map(|i| i.entity_ref.clone()).collect::<Vec<_>>();
-    let first = store.stitch_inputs_after(2, "").await.unwrap();
+    let (first, first_last) = store.stitch_inputs_after(2, "").await.unwrap();
     assert_eq!(refs_of(&first), refs[..2]);
-    // The next batch starts after the last one's last ref: nothing of it is claimed again.
-    let second = store.stitch_inputs_after(2, &first[1].entity_ref).await.unwrap();
+    assert_eq!(first_last.as_deref(), Some(refs[1]));
+    // The next batch starts after the last one's greatest ref: nothing of it is claimed again.
+    let (second, second_last) = store.stitch_inputs_after(2, &first_last.unwrap()).await.unwrap();
     assert_eq!(refs_of(&second), refs[2..]);
-    assert!(store.stitch_inputs_after(2, &second[1].entity_ref).await.unwrap().is_empty());
+    let second_last = second_last.expect("claimed");
+    assert!(store.stitch_inputs_after(2, &second_last).await.unwrap().0.is_empty());
     // The first batch still holds its refs, so its write goes through, then the second's.
     assert!(write_stitched(store, first).await.skipped.is_empty());
     assert_eq!(store.stitch_queue_refs().await.unwrap(), refs[2..]);
     assert!(write_stitched(store, second).await.skipped.is_empty());
     assert!(store.stitch_queue_refs().await.unwrap().is_empty());
+    // A ref queued meanwhile before the last batch is found by starting over.
+    store.apply_mutation("p", add(&["component:default/0"])).await.unwrap();
+    assert!(store.stitch_inputs_after(2, &second_last).await.unwrap().0.is_empty());
+    let (again, _) = store.stitch_inputs_after(2, "").await.unwrap();
+    assert_eq!(refs_of(&again), ["component:default/0"]);
 }
 
 async fn reprocessing_replaces_relations_and_orphans_children_no_longer_emitted(db: Db) {
