@@ -870,8 +870,14 @@ async fn new_children_with_an_inline_result_are_stored_processed(db: Db) {
 
 async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
     let store = &db.store;
-    store.apply_mutation("p", add(&["location:default/one", "location:default/two"])).await.unwrap();
+    store
+        .apply_mutation("p", add(&["location:default/one", "location:default/three", "location:default/two"]))
+        .await
+        .unwrap();
     let roots = claim(store).await;
+    let root = |name: &str| {
+        roots.iter().find(|root| root.entity_ref == format!("location:default/{name}")).expect("claimed")
+    };
     let inline = |entity_ref: &str, outcome: Outcome| DeferredEntity {
         processed: Some(Box::new(InlineResult { outcome, next_update_at: i64::MAX / 2 })),
         ..entity(entity_ref)
@@ -886,7 +892,7 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
     // c depends on d, which does not exist yet: the peer row about d waits for it.
     let c_child = inline(c, done(c, vec![relation(c, "dependsOn", d), relation(d, "dependencyOf", c)]));
     let first =
-        store.write_results_and_claim_new(&[succeeded(&roots[0], vec![c_child], vec![])]).await.unwrap();
+        store.write_results_and_claim_new(&[succeeded(root("one"), vec![c_child], vec![])]).await.unwrap();
     let [c_input] = first.stitch.as_slice() else { panic!("one input expected: {:?}", first.stitch) };
     let c_state = c_input.state.clone().expect("c exists");
     assert_eq!(c_input.entity_ref, c);
@@ -905,7 +911,7 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
     let e_child =
         inline(e, Outcome::Failed { result_hash: "e1".into(), errors: r#"[{"name":"InputError"}]"#.into() });
     let second = store
-        .write_results_and_claim_new(&[succeeded(&roots[1], vec![d_child, e_child], vec![])])
+        .write_results_and_claim_new(&[succeeded(root("two"), vec![d_child, e_child], vec![])])
         .await
         .unwrap();
     let inputs: BTreeMap<&str, &StitchState> = second
@@ -922,6 +928,7 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
         (inputs[e].processed.as_deref(), inputs[e].errors.as_deref()),
         (None, Some(r#"[{"name":"InputError"}]"#))
     );
+    let d_state = inputs[d].clone();
     let stitched = write_stitched(store, second.stitch).await;
     assert!(stitched.skipped.is_empty());
     // Written and dequeued; what stays queued is read back from the database exactly as it was
@@ -935,9 +942,33 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
         [d],
         "e failed: no final"
     );
+
+    // A plain write hands nothing back: its new children wait in the queue. f depends on d, so
+    // d is queued again, and reading it back gives both peer rows, aggregated by the database.
+    let f = "component:default/f";
+    let f_child = inline(f, done(f, vec![relation(f, "dependsOn", d), relation(d, "dependencyOf", f)]));
+    let third = store.write_results(&[succeeded(root("three"), vec![f_child], vec![])]).await.unwrap();
+    assert!(third.stitch.is_empty());
     let read = store.stitch_inputs(100).await.unwrap();
-    let c_read = read.iter().find(|input| input.entity_ref == c).and_then(|input| input.state.clone());
-    assert_eq!(c_read, Some(c_state));
+    let state_of = |entity_ref: &str| {
+        read.iter().find(|input| input.entity_ref == entity_ref).and_then(|input| input.state.clone())
+    };
+    assert_eq!(state_of(c), Some(c_state));
+    assert!(state_of(f).is_some(), "f is queued");
+    let d_read = state_of(d).expect("d is queued again");
+    assert_eq!(
+        d_read.relations,
+        [
+            ("dependencyOf".to_owned(), c.to_owned()),
+            ("dependencyOf".to_owned(), f.to_owned()),
+            ("ownedBy".to_owned(), "group:default/team".to_owned())
+        ]
+    );
+    assert_eq!(
+        (&d_read.entity_id, &d_read.processed, d_read.has_parents),
+        (&d_state.entity_id, &d_state.processed, true)
+    );
+    assert!(d_read.final_hash.is_some(), "d was stitched");
 }
 
 async fn the_next_stitch_batch_is_claimed_while_the_last_is_written(db: Db) {
