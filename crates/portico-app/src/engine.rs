@@ -270,12 +270,10 @@ impl Engine {
                 ready.clear();
                 rows = 0;
                 // New children are stitched from what was just written, not read back. They
-                // stay queued until stitched, so a failure here only leaves them to the queue.
-                let inputs = std::mem::take(&mut written.stitch);
-                if !inputs.is_empty() {
-                    if let Err(error) = self.stitch(inputs, 0, &mut indexing).await {
-                        tracing::warn!(%error, "stitching new entities failed; they stay queued");
-                    }
+                // stay queued until their final entities are written, so a failure here only
+                // leaves them to the queue.
+                if let Err(error) = self.stitch(std::mem::take(&mut written.stitch), 0, &mut indexing).await {
+                    tracing::warn!(%error, "stitching new entities failed; those not written stay queued");
                 }
             }
             if done {
@@ -383,7 +381,7 @@ impl Engine {
         read_ms: u128,
         indexing: &mut Indexing,
     ) -> Result<(), portico_store::Error> {
-        let ticket = inputs[0].ticket.clone();
+        let Some(ticket) = inputs.first().map(|input| input.ticket.clone()) else { return Ok(()) };
         let started = std::time::Instant::now();
         let count = inputs.len();
         let (writes, gone, done, built) = build_finals_parallel(inputs).await;
