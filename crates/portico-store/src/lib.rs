@@ -45,7 +45,7 @@ pub use crate::processing::{
     ClaimedEntity, Conflict, DeferredEntity, InlineResult, Outcome, ProcessOutcome, ProviderMutation,
     RelationRow, WriteSummary,
 };
-pub use crate::stitch::{Changes, FinalRow, FinalWrite, StitchInput, StitchState, Stitched};
+pub use crate::stitch::{inline_input, Changes, FinalRow, FinalWrite, StitchInput, StitchState, Stitched};
 pub use crate::tasks::{ClaimedTask, Recovery, TaskEventRow, TaskQuery, TaskRow};
 
 /// Where the catalog lives.

@@ -27,6 +27,9 @@ pub struct InlineResult {
     pub outcome: Outcome,
     /// When the next pass is due: what a claim would have set, interval plus jitter.
     pub next_update_at: i64,
+    /// The id the entity is inserted under (`None`: a fresh one). The engine chooses it, so it
+    /// can show the new entity, uid and all, before this write commits.
+    pub entity_id: Option<String>,
 }
 
 /// A provider's change to the set of entities it roots (reference §6.3).
@@ -82,6 +85,8 @@ pub struct WriteSummary {
     pub deleted: Vec<String>,
     /// Refs of children stored with their inline result (the others' results were dropped).
     pub inline: Vec<String>,
+    /// Refs of processed entities whose result was dropped: the entity was deleted meanwhile.
+    pub dropped: Vec<String>,
     /// The stitch inputs of those children, claimed by `write_results_and_claim_new`: the
     /// caller stitches them from here, without reading them back, and stores the results with
     /// `write_stitched`. Until then they stay queued, so a caller that stops first loses nothing.
@@ -343,6 +348,9 @@ impl Store {
             let mut peers_new: Vec<(&str, &RelationRow)> = Vec::new();
             for outcome in outcomes {
                 if !updated.contains(&outcome.entity_id) {
+                    if !matches!(outcome.outcome, Outcome::Unchanged) {
+                        summary.dropped.push(outcome.entity_ref.clone());
+                    }
                     continue;
                 }
                 match &outcome.outcome {
@@ -640,7 +648,13 @@ macro_rules! upsert_unprocessed {
                     ));
                     // Time-ordered ids (UUID v7): new rows append at the right edge of the id
                     // indexes instead of landing on random pages.
-                    let ids: Vec<String> = inserts.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
+                    let ids: Vec<String> = inserts
+                        .iter()
+                        .map(|entity| {
+                            entity.processed.as_ref().and_then(|inline| inline.entity_id.clone())
+                                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+                        })
+                        .collect();
                     let mut query = sqlx::query_as::<_, (String,)>(&sql);
                     for (entity, id) in inserts.iter().zip(&ids) {
                         let (processed, result_hash, errors, relations, next_update_at) =
@@ -649,6 +663,7 @@ macro_rules! upsert_unprocessed {
                                     outcome:
                                         crate::processing::Outcome::Succeeded { result_hash, processed, relations, .. },
                                     next_update_at,
+                                    ..
                                 }) => {
                                     let distinct = crate::relations::distinct(relations);
                                     let stored = crate::relations::encode(&entity.entity_ref, &distinct);
@@ -657,6 +672,7 @@ macro_rules! upsert_unprocessed {
                                 Some(crate::processing::InlineResult {
                                     outcome: crate::processing::Outcome::Failed { result_hash, errors },
                                     next_update_at,
+                                    ..
                                 }) => (None, Some(result_hash), Some(errors), None, *next_update_at),
                                 _ => (None, None, None, None, $now),
                             };

@@ -31,8 +31,9 @@ pub struct StitchState {
 }
 
 /// The stitch input of a child just stored with its inline result (see `WriteSummary::stitch`):
-/// `peers` are the `(type, target)` of the peer rows whose source it is.
-pub(crate) fn inline_input(
+/// `peers` are the `(type, target)` of the peer rows whose source it is. Public so a caller that
+/// assembles the same inputs from memory before the write gets an equal value when they agree.
+pub fn inline_input(
     entity_id: &str,
     child: &crate::DeferredEntity,
     mut peers: Vec<(String, String)>,
@@ -118,6 +119,56 @@ pub struct Changes {
 }
 
 impl Store {
+    /// The peer rows whose source is one of `refs`, as `(source, type, target, emitter)`, read
+    /// outside any transaction: a view of what stitching them would find, good for showing new
+    /// entities early (the stitch that stores them reads its own inputs).
+    pub async fn peer_rows(&self, refs: &[&str]) -> Result<Vec<(String, String, String, String)>> {
+        // Chunks of 1,000 refs: a read of thousands of new refs, which mostly finds nothing, is
+        // then a few statements (both databases take far more parameters than that).
+        let mut rows = Vec::new();
+        for chunk in refs.chunks(1_000) {
+            let sql = format!(
+                "SELECT source_entity_ref, type, target_entity_ref, originating_entity_ref FROM relations
+                 WHERE source_entity_ref IN ({})",
+                placeholders(chunk.len(), 1)
+            );
+            dispatch!(self, pool => {
+                let mut query = sqlx::query_as::<_, (String, String, String, String)>(&sql);
+                for entity_ref in chunk {
+                    query = query.bind(*entity_ref);
+                }
+                rows.extend(query.fetch_all(pool).await?);
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The stored final entities of those of `refs` that have one.
+    pub async fn final_rows(&self, refs: &[&str]) -> Result<Vec<FinalRow>> {
+        let rows = dispatch!(self, pool => {
+            crate::fetch_in!(
+                pool,
+                "SELECT entity_ref, final_entity FROM final_entities WHERE entity_ref IN ({})",
+                refs,
+                FinalRow
+            )
+        });
+        Ok(rows)
+    }
+
+    /// Those of `refs` that something emits (or a provider roots): the rest are orphans.
+    pub async fn with_parents(&self, refs: &[&str]) -> Result<HashSet<String>> {
+        let rows = dispatch!(self, pool => {
+            crate::fetch_in!(
+                pool,
+                "SELECT DISTINCT target_entity_ref FROM refresh_state_references WHERE target_entity_ref IN ({})",
+                refs,
+                (String,)
+            )
+        });
+        Ok(rows.into_iter().map(|(entity_ref,)| entity_ref).collect())
+    }
+
     /// Reads up to `limit` queued refs with their stitch inputs. Refs stay queued until
     /// `write_stitched` removes them, so a crash in between only means stitching again; a ref
     /// queued again after this read stays queued through that `write_stitched`.

@@ -123,6 +123,7 @@ contract_tests! {
     failed_result_keeps_last_processed_entity_and_records_errors
     new_children_with_an_inline_result_are_stored_processed
     inline_children_come_back_claimed_with_every_stitch_input
+    new_entities_can_be_assembled_before_their_write_commits
     reprocessing_replaces_relations_and_orphans_children_no_longer_emitted
     unchanged_result_only_releases_the_lease
     result_for_an_entity_deleted_during_processing_is_dropped
@@ -784,7 +785,7 @@ async fn new_children_with_an_inline_result_are_stored_processed(db: Db) {
     store.apply_mutation("p", add(&["location:default/root"])).await.unwrap();
     let root = claim_only(store, "location:default/root").await;
     let inline = |child: DeferredEntity, outcome: Outcome| DeferredEntity {
-        processed: Some(Box::new(InlineResult { outcome, next_update_at: i64::MAX / 2 })),
+        processed: Some(Box::new(InlineResult { outcome, next_update_at: i64::MAX / 2, entity_id: None })),
         ..child
     };
     let good = inline(
@@ -879,7 +880,7 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
         roots.iter().find(|root| root.entity_ref == format!("location:default/{name}")).expect("claimed")
     };
     let inline = |entity_ref: &str, outcome: Outcome| DeferredEntity {
-        processed: Some(Box::new(InlineResult { outcome, next_update_at: i64::MAX / 2 })),
+        processed: Some(Box::new(InlineResult { outcome, next_update_at: i64::MAX / 2, entity_id: None })),
         ..entity(entity_ref)
     };
     let done = |entity_ref: &str, relations: Vec<RelationRow>| Outcome::Succeeded {
@@ -969,6 +970,55 @@ async fn inline_children_come_back_claimed_with_every_stitch_input(db: Db) {
         (&d_state.entity_id, &d_state.processed, true)
     );
     assert!(d_read.final_hash.is_some(), "d was stitched");
+}
+
+async fn new_entities_can_be_assembled_before_their_write_commits(db: Db) {
+    let store = &db.store;
+    store.apply_mutation("p", add(&["location:default/one", "location:default/two"])).await.unwrap();
+    let roots = claim(store).await;
+    let (c, d, team) = ("component:default/c", "component:default/d", "group:default/team");
+    // The caller picks the id a new child is stored under.
+    let id = uuid::Uuid::now_v7().to_string();
+    let c_child = DeferredEntity {
+        processed: Some(Box::new(InlineResult {
+            outcome: Outcome::Succeeded {
+                result_hash: "c1".into(),
+                processed: r#"{"processed":"c"}"#.into(),
+                relations: vec![relation(c, "dependsOn", d), relation(d, "dependencyOf", c)],
+                children: Vec::new(),
+            },
+            next_update_at: i64::MAX / 2,
+            entity_id: Some(id.clone()),
+        })),
+        ..entity(c)
+    };
+    let one = &roots[0];
+    let written = store
+        .write_results_and_claim_new(&[succeeded(one, vec![c_child], vec![relation(team, "ownerOf", c)])])
+        .await
+        .unwrap();
+    let [c_input] = written.stitch.as_slice() else { panic!("one input expected: {:?}", written.stitch) };
+    assert_eq!(c_input.state.as_ref().expect("c exists").entity_id, id);
+    assert!(written.dropped.is_empty());
+
+    // The peer rows about refs, with who emitted them: c's row about d, the root's about team.
+    let mut rows = store.peer_rows(&[d, team, "component:default/nobody"]).await.unwrap();
+    rows.sort();
+    let row = |source: &str, kind: &str, target: &str, emitter: &str| {
+        (source.to_owned(), kind.to_owned(), target.to_owned(), emitter.to_owned())
+    };
+    assert_eq!(rows, [row(d, "dependencyOf", c, c), row(team, "ownerOf", c, &one.entity_ref)]);
+    assert!(store.peer_rows(&[]).await.unwrap().is_empty());
+
+    // Emitted refs have parents; the roots' parent is their provider.
+    let parented = store.with_parents(&[c, d, &roots[1].entity_ref]).await.unwrap();
+    assert_eq!(parented, [c.to_owned(), roots[1].entity_ref.clone()].into_iter().collect());
+
+    // Final entities are read by ref once stitched.
+    assert!(store.final_rows(&[c]).await.unwrap().is_empty());
+    write_stitched(store, written.stitch).await;
+    let finals = store.final_rows(&[c, d]).await.unwrap();
+    assert_eq!(finals.iter().map(|row| row.entity_ref.as_str()).collect::<Vec<_>>(), [c]);
 }
 
 async fn the_next_stitch_batch_is_claimed_while_the_last_is_written(db: Db) {
@@ -1068,7 +1118,8 @@ async fn result_for_an_entity_deleted_during_processing_is_dropped(db: Db) {
         vec![entity("component:default/a-child")],
         vec![relation("component:default/a", "dependsOn", "component:default/b")],
     );
-    store.write_results(&[late, succeeded(b, vec![], vec![])]).await.unwrap();
+    let summary = store.write_results(&[late, succeeded(b, vec![], vec![])]).await.unwrap();
+    assert_eq!(summary.dropped, ["component:default/a"], "the caller learns which result was dropped");
 
     // `b`'s result landed; nothing of `a`'s did, and nothing it emitted exists.
     assert!(!exists(store, "component:default/a").await);
