@@ -39,6 +39,10 @@ pub struct Catalog {
     /// Held while bodies are recompressed, so the engine's background run and an idle pass
     /// never train or recompress twice at once.
     compressing: parking_lot::Mutex<()>,
+    /// Refs shown ahead of the store (see `show_ahead`): in the index, not yet in the store's
+    /// change feed. While there are any, the index is neither saved nor repacked, since it is
+    /// not a state of the store.
+    ahead: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Entities changed before an idle index is repacked (and at least a tenth of the catalog).
@@ -149,7 +153,7 @@ impl Catalog {
     fn repack(&self) -> bool {
         let len = self.index.read().len();
         let churn = self.churn.load(Ordering::Relaxed);
-        if churn < REPACK_MIN_CHURN.max(len / 10) {
+        if churn < REPACK_MIN_CHURN.max(len / 10) || !self.ahead.lock().is_empty() {
             return false;
         }
         let started = Instant::now();
@@ -210,6 +214,9 @@ impl Catalog {
         let (Some(path), Some(instance)) = (&self.snapshot, self.instance.lock().clone()) else {
             return Ok(false);
         };
+        if !self.ahead.lock().is_empty() {
+            return Ok(false);
+        }
         let (saved_seq, saved_at) = *self.saved.lock();
         let recent = saved_at.is_some_and(|at| at.elapsed() < SNAPSHOT_INTERVAL);
         if self.seq() == saved_seq || (recent && !force) {
@@ -381,38 +388,129 @@ impl Catalog {
             .collect();
         let mut index = self.index.write();
         self.churn.fetch_add(changes.deletes.len() + prepared.len(), Ordering::Relaxed);
+        let mut ahead = self.ahead.lock();
         for entity_ref in &changes.deletes {
             index.remove(entity_ref);
+            ahead.remove(entity_ref);
         }
         for (entity_ref, uid, body, rows, has_errors) in prepared {
             index.upsert(&entity_ref, &uid, body, rows);
             index.flag_errors(&entity_ref, has_errors);
+            ahead.remove(&entity_ref);
         }
         self.seq.store(changes.seq, Ordering::Release);
         Ok(())
     }
 
+    /// Shows new entities before the store has them: the engine builds the final entities of
+    /// a write's new children from memory while that write runs. Only refs the index does not
+    /// hold are added (an entity already shown keeps its stored form until its stitch lands).
+    /// Evaluates to the refs added; each leaves this state when a stored change of its ref is
+    /// applied (`apply_written` confirms it) or `withdraw` takes it back.
+    pub async fn show_ahead(&self, prepared: Vec<Prepared>) -> Vec<String> {
+        let _writer = self.writer.lock().await;
+        let mut index = self.index.write();
+        let mut ahead = self.ahead.lock();
+        let mut shown = Vec::with_capacity(prepared.len());
+        for (entity_ref, uid, body, rows, has_errors) in prepared {
+            if index.contains_ref(&entity_ref) {
+                continue;
+            }
+            index.upsert(&entity_ref, &uid, body, rows);
+            index.flag_errors(&entity_ref, has_errors);
+            ahead.insert(entity_ref.clone());
+            shown.push(entity_ref);
+        }
+        self.churn.fetch_add(shown.len(), Ordering::Relaxed);
+        shown
+    }
+
+    /// Removes entities shown ahead that the store will not have (their write failed, or their
+    /// ref turned out to be taken). A ref a stored change reached since is left alone.
+    pub async fn withdraw(&self, refs: &[String]) {
+        if refs.is_empty() {
+            return;
+        }
+        let _writer = self.writer.lock().await;
+        let mut index = self.index.write();
+        let mut ahead = self.ahead.lock();
+        for entity_ref in refs {
+            if ahead.remove(entity_ref) {
+                index.remove(entity_ref);
+            }
+        }
+    }
+
+    /// Settles every entity still shown ahead with what the store holds: its stored final
+    /// entity, or nothing. Called when the engine has no work left, so no write or stitch that
+    /// would settle them is coming; normally none are left by then, but a ref whose stitch
+    /// found nothing to store (it was deleted before it ever had a final entity) leaves no
+    /// change in the feed to settle it. Evaluates to how many were settled.
+    pub async fn settle_ahead(&self, store: &Store) -> Result<usize, portico_store::Error> {
+        if self.ahead.lock().is_empty() {
+            return Ok(0);
+        }
+        let _writer = self.writer.lock().await;
+        let refs: Vec<String> = self.ahead.lock().iter().cloned().collect();
+        let keys: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let rows = store.final_rows(&keys).await?;
+        let prepared: Vec<_> =
+            rows.into_iter().filter_map(|row| prepare(&row.entity_ref, row.final_entity)).collect();
+        let mut index = self.index.write();
+        let mut ahead = self.ahead.lock();
+        for entity_ref in &refs {
+            index.remove(entity_ref);
+            ahead.remove(entity_ref);
+        }
+        for (entity_ref, uid, body, rows, has_errors) in prepared {
+            index.upsert(&entity_ref, &uid, body, rows);
+            index.flag_errors(&entity_ref, has_errors);
+        }
+        self.churn.fetch_add(refs.len(), Ordering::Relaxed);
+        Ok(refs.len())
+    }
+
+    /// How many entities are shown ahead of the store.
+    pub fn ahead(&self) -> usize {
+        self.ahead.lock().len()
+    }
+
     /// Applies changes this process just wrote as change number `seq`, without reading them
     /// back, when nothing else was written in between; otherwise follows the feed. `prepared`
     /// come from `prepare_parsed`, which the caller runs on as many threads as it likes.
+    /// `confirmed` are refs shown ahead whose stored final entity is exactly what was shown:
+    /// they leave the ahead state without being indexed again.
     pub async fn apply_written(
         &self,
         store: &Store,
         seq: i64,
         prepared: Vec<Prepared>,
         gone: &[String],
+        confirmed: &[String],
     ) -> Result<(), portico_store::Error> {
         {
             let _writer = self.writer.lock().await;
-            if seq == self.seq() + 1 {
+            // A confirmed ref that a stored change reached meanwhile shows that change, not this
+            // write: then the feed brings the index up to this write.
+            let shown = {
+                let ahead = self.ahead.lock();
+                confirmed.iter().all(|entity_ref| ahead.contains(entity_ref))
+            };
+            if seq == self.seq() + 1 && shown {
                 let mut index = self.index.write();
+                let mut ahead = self.ahead.lock();
                 self.churn.fetch_add(gone.len() + prepared.len(), Ordering::Relaxed);
+                for entity_ref in confirmed {
+                    ahead.remove(entity_ref);
+                }
                 for entity_ref in gone {
                     index.remove(entity_ref);
+                    ahead.remove(entity_ref);
                 }
                 for (entity_ref, uid, body, rows, has_errors) in prepared {
                     index.upsert(&entity_ref, &uid, body, rows);
                     index.flag_errors(&entity_ref, has_errors);
+                    ahead.remove(&entity_ref);
                 }
                 self.seq.store(seq, Ordering::Release);
                 return Ok(());
@@ -472,3 +570,6 @@ pub(crate) fn prepare_parsed(entity_ref: &str, entity: &Value, text: String) -> 
     });
     Some((entity_ref.to_owned(), uid, Arc::from(text), rows, has_errors))
 }
+
+#[cfg(test)]
+mod tests;

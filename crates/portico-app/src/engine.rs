@@ -2,13 +2,14 @@
 //! keeps the index current. Several replicas may run it against one PostgreSQL database: claims
 //! take row leases, so no entity is processed by two replicas at once.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use portico_store::{
-    ClaimedEntity, DeferredEntity, FinalWrite, InlineResult, Outcome, ProcessOutcome, RelationRow,
-    StitchInput, Store, WriteSummary,
+    inline_input, ClaimedEntity, DeferredEntity, FinalWrite, InlineResult, Outcome, ProcessOutcome,
+    RelationRow, StitchInput, StitchState, Store, WriteSummary,
 };
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -129,6 +130,7 @@ impl Engine {
                 }
                 continue;
             }
+            self.settle_ahead().await;
             // Idle: rebuild the sort orders and facets pages asked for before the last change,
             // save and repack the index, off the request path.
             let catalog = self.catalog.clone();
@@ -152,7 +154,18 @@ impl Engine {
     /// Used by the loop and by `portico` commands that want a settled catalog.
     pub async fn run_until_idle(&self) -> Result<(), portico_store::Error> {
         while self.round().await? {}
-        self.catalog.sync(&self.store).await
+        self.catalog.sync(&self.store).await?;
+        self.settle_ahead().await;
+        Ok(())
+    }
+
+    /// With no work left, settles entities still shown ahead of the store with what it holds.
+    async fn settle_ahead(&self) {
+        match self.catalog.settle_ahead(&self.store).await {
+            Ok(0) => {}
+            Ok(settled) => tracing::debug!(settled, "entities shown ahead settled from the store"),
+            Err(error) => tracing::warn!(%error, "settling entities shown ahead of the store failed"),
+        }
     }
 
     /// One round: claim, process, write, stitch. Evaluates to whether there was any work.
@@ -260,11 +273,30 @@ impl Engine {
                 let writing = std::time::Instant::now();
                 // Only the last write stitches its new children at once: a child written
                 // earlier may still gain peers from later writes, and would be stitched twice.
-                let mut written = if last && stitch_new {
-                    self.store.write_results_and_claim_new(&ready).await?
+                // Those children are shown while the write runs, built from memory.
+                let (written, ahead) = if last && stitch_new {
+                    let ahead = self.show_ahead(&ready).await;
+                    (self.store.write_results_and_claim_new(&ready).await, ahead)
                 } else {
-                    self.store.write_results(&ready).await?
+                    (self.store.write_results(&ready).await, Ahead::default())
                 };
+                let mut written = match written {
+                    Ok(written) => written,
+                    Err(error) => {
+                        self.catalog.withdraw(&ahead.all()).await;
+                        return Err(error);
+                    }
+                };
+                if !ahead.firsts.is_empty() && !written.dropped.is_empty() {
+                    let dropped: HashSet<&String> = written.dropped.iter().collect();
+                    let gone: Vec<String> = ahead
+                        .firsts
+                        .iter()
+                        .filter(|entity_ref| dropped.contains(entity_ref))
+                        .cloned()
+                        .collect();
+                    self.catalog.withdraw(&gone).await;
+                }
                 tracing::debug!(rows, ms = writing.elapsed().as_millis(), "results written");
                 self.report(&ready, &written);
                 ready.clear();
@@ -272,7 +304,9 @@ impl Engine {
                 // New children are stitched from what was just written, not read back. They
                 // stay queued until their final entities are written, so a failure here only
                 // leaves them to the queue.
-                if let Err(error) = self.stitch(std::mem::take(&mut written.stitch), 0, &mut indexing).await {
+                if let Err(error) =
+                    self.stitch(std::mem::take(&mut written.stitch), 0, ahead, &mut indexing).await
+                {
                     tracing::warn!(%error, "stitching new entities failed; those not written stay queued");
                 }
             }
@@ -280,6 +314,148 @@ impl Engine {
                 return self.finish_indexing(indexing.0).await;
             }
         }
+    }
+
+    /// Builds the final entities of the new entities among `outcomes` from memory and shows
+    /// them in the index before the write that stores them commits (see `Catalog::show_ahead`):
+    /// children stored with their inline result, and entities on their first successful pass.
+    /// Their peer relations come from `outcomes` and, for emitters outside them, from the store.
+    ///
+    /// `stitch` later checks each child against the inputs the write read back: one that
+    /// matches is stored as shown, one that differs is built again, and one the write did not
+    /// store (its ref was taken) is withdrawn. The others are stitched from the queue, which
+    /// replaces what was shown.
+    async fn show_ahead(&self, outcomes: &[ProcessOutcome]) -> Ahead {
+        let started = std::time::Instant::now();
+        // A ref emitted twice in one write is left to the write to settle.
+        let mut emitted: HashMap<&str, usize> = HashMap::new();
+        let mut children: Vec<(&str, &DeferredEntity)> = Vec::new();
+        let mut firsts: Vec<&ProcessOutcome> = Vec::new();
+        for outcome in outcomes {
+            let Outcome::Succeeded { children: kids, .. } = &outcome.outcome else { continue };
+            firsts.push(outcome);
+            for child in kids {
+                *emitted.entry(child.entity_ref.as_str()).or_default() += 1;
+                if let Some(InlineResult {
+                    outcome: Outcome::Succeeded { .. }, entity_id: Some(id), ..
+                }) = child.processed.as_deref()
+                {
+                    children.push((id.as_str(), child));
+                }
+            }
+        }
+        {
+            let index = self.catalog.read();
+            children.retain(|(_, child)| {
+                emitted.get(child.entity_ref.as_str()) == Some(&1) && !index.contains_ref(&child.entity_ref)
+            });
+            firsts.retain(|outcome| {
+                !emitted.contains_key(outcome.entity_ref.as_str()) && !index.contains_ref(&outcome.entity_ref)
+            });
+        }
+        if children.is_empty() && firsts.is_empty() {
+            return Ahead::default();
+        }
+        let wanted: HashSet<&str> = children
+            .iter()
+            .map(|(_, child)| child.entity_ref.as_str())
+            .chain(firsts.iter().map(|outcome| outcome.entity_ref.as_str()))
+            .collect();
+        // Peer relations, by source: what this write's entities emit now (only new children's
+        // results are stored with it), and what the store holds from other emitters.
+        let mut peers: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+        let mut emitters: HashSet<&str> = HashSet::new();
+        for outcome in outcomes {
+            let Outcome::Succeeded { relations, children: kids, .. } = &outcome.outcome else { continue };
+            emitters.insert(&outcome.entity_ref);
+            add_peers(&mut peers, &wanted, &outcome.entity_ref, relations);
+            for child in kids.iter().filter(|child| wanted.contains(child.entity_ref.as_str())) {
+                if let Some(InlineResult { outcome: Outcome::Succeeded { relations, .. }, .. }) =
+                    child.processed.as_deref()
+                {
+                    add_peers(&mut peers, &wanted, &child.entity_ref, relations);
+                }
+            }
+        }
+        let refs: Vec<&str> = wanted.iter().copied().collect();
+        let first_refs: Vec<&str> = firsts.iter().map(|outcome| outcome.entity_ref.as_str()).collect();
+        let (rows, parented) = match tokio::try_join!(
+            self.store.peer_rows(&refs),
+            self.store.with_parents(&first_refs)
+        ) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::debug!(%error, "reading peer relations to show new entities failed; they show once stored");
+                return Ahead::default();
+            }
+        };
+        for (source, kind, target, emitter) in rows {
+            let Some(source) = wanted.get(source.as_str()) else { continue };
+            if !emitters.contains(emitter.as_str()) && !wanted.contains(emitter.as_str()) {
+                peers.entry(source).or_default().push((kind, target));
+            }
+        }
+        let mut inputs: Vec<StitchInput> = children
+            .iter()
+            .map(|(id, child)| {
+                inline_input(id, child, peers.remove(child.entity_ref.as_str()).unwrap_or_default(), "")
+            })
+            .collect();
+        for outcome in &firsts {
+            let Outcome::Succeeded { processed, relations, .. } = &outcome.outcome else { continue };
+            let mut all = peers.remove(outcome.entity_ref.as_str()).unwrap_or_default();
+            all.extend(
+                relations
+                    .iter()
+                    .filter(|relation| relation.source == outcome.entity_ref)
+                    .map(|relation| (relation.kind.clone(), relation.target.clone())),
+            );
+            all.sort_unstable();
+            all.dedup();
+            inputs.push(StitchInput {
+                entity_ref: outcome.entity_ref.clone(),
+                ticket: String::new(),
+                state: Some(StitchState {
+                    entity_id: outcome.entity_id.clone(),
+                    processed: Some(processed.clone()),
+                    errors: None,
+                    has_parents: parented.contains(&outcome.entity_ref),
+                    relations: all,
+                    final_hash: None,
+                }),
+            });
+        }
+        let mut states: HashMap<String, Shape> = inputs
+            .iter()
+            .take(children.len())
+            .filter_map(|input| Some((input.entity_ref.clone(), Shape::of(input.state.as_ref()?))))
+            .collect();
+        let read_ms = started.elapsed().as_millis();
+        let (writes, _, _, built) = build_finals_parallel(inputs).await;
+        let build_ms = started.elapsed().as_millis();
+        let shown = self.catalog.show_ahead(built).await;
+        let mut ahead = Ahead::default();
+        for entity_ref in shown {
+            if states.contains_key(&entity_ref) {
+                ahead.children.push(entity_ref);
+            } else {
+                ahead.firsts.push(entity_ref);
+            }
+        }
+        for write in writes {
+            if let Some(state) = states.remove(&write.entity_ref) {
+                ahead.finals.insert(write.entity_ref.clone(), (state, write));
+            }
+        }
+        tracing::debug!(
+            children = ahead.children.len(),
+            firsts = ahead.firsts.len(),
+            read_ms,
+            build_ms,
+            ms = started.elapsed().as_millis(),
+            "new entities shown ahead of their write"
+        );
+        ahead
     }
 
     /// Counts and logs what a write stored: conflicts, and the inline results of children it
@@ -361,7 +537,7 @@ impl Engine {
                 let (store, after) = (self.store.clone(), after.clone());
                 next = Some(tokio::spawn(async move { store.stitch_inputs_after(BATCH, &after).await }));
             }
-            if let Err(error) = self.stitch(inputs, read_ms, &mut indexing).await {
+            if let Err(error) = self.stitch(inputs, read_ms, Ahead::default(), &mut indexing).await {
                 break Err(error);
             }
         };
@@ -375,36 +551,73 @@ impl Engine {
 
     /// Builds the final entities of claimed stitch inputs, stores them and hands them to the
     /// index, once the previous index update is done.
+    ///
+    /// Entities in `ahead` (shown before their write) whose inputs are the ones they were shown
+    /// with are stored as built then; the others among them are built again, or withdrawn when
+    /// they have no inputs here.
     async fn stitch(
         &self,
         inputs: Vec<StitchInput>,
         read_ms: u128,
+        mut ahead: Ahead,
         indexing: &mut Indexing,
     ) -> Result<(), portico_store::Error> {
-        let Some(ticket) = inputs.first().map(|input| input.ticket.clone()) else { return Ok(()) };
+        let Some(ticket) = inputs.first().map(|input| input.ticket.clone()) else {
+            self.catalog.withdraw(&ahead.children).await;
+            return Ok(());
+        };
         let started = std::time::Instant::now();
         let count = inputs.len();
-        let (writes, gone, done, built) = build_finals_parallel(inputs).await;
+        let mut confirmed = Vec::new();
+        let mut confirmed_writes = Vec::new();
+        let inputs: Vec<StitchInput> = inputs
+            .into_iter()
+            .filter_map(|input| match ahead.finals.remove(&input.entity_ref) {
+                Some((shape, write)) if input.state.as_ref().map(Shape::of).as_ref() == Some(&shape) => {
+                    confirmed.push(input.entity_ref);
+                    confirmed_writes.push(write);
+                    None
+                }
+                _ => Some(input),
+            })
+            .collect();
+        let (mut writes, gone, mut done, built) = build_finals_parallel(inputs).await;
+        if !ahead.children.is_empty() {
+            let settled: HashSet<&str> = confirmed
+                .iter()
+                .chain(built.iter().map(|prepared| &prepared.0))
+                .map(String::as_str)
+                .collect();
+            let unstored: Vec<String> = ahead
+                .children
+                .into_iter()
+                .filter(|entity_ref| !settled.contains(entity_ref.as_str()))
+                .collect();
+            self.catalog.withdraw(&unstored).await;
+        }
+        writes.extend(confirmed_writes);
+        done.extend(confirmed.iter().cloned());
         let build_ms = started.elapsed().as_millis();
         let writing = std::time::Instant::now();
         let stitched = self.store.write_stitched(&ticket, &writes, &gone, &done).await?;
         self.stats.stitched.fetch_add(writes.len() as u64, Ordering::Relaxed);
-        let (built, gone) = if stitched.skipped.is_empty() {
-            (built, gone)
+        let (built, gone, confirmed) = if stitched.skipped.is_empty() {
+            (built, gone, confirmed)
         } else {
-            let skipped: std::collections::HashSet<&String> = stitched.skipped.iter().collect();
+            // A skipped ref shown ahead stays shown until its own stitch lands.
+            let skipped: HashSet<&String> = stitched.skipped.iter().collect();
             (
                 built.into_iter().filter(|prepared| !skipped.contains(&prepared.0)).collect(),
                 gone.into_iter().filter(|entity_ref| !skipped.contains(entity_ref)).collect(),
+                confirmed.into_iter().filter(|entity_ref| !skipped.contains(entity_ref)).collect(),
             )
         };
         let write_ms = writing.elapsed().as_millis();
         self.finish_indexing(indexing.0.take()).await?;
         let (catalog, store) = (self.catalog.clone(), self.store.clone());
-        indexing.0 =
-            Some(tokio::spawn(
-                async move { catalog.apply_written(&store, stitched.seq, built, &gone).await },
-            ));
+        indexing.0 = Some(tokio::spawn(async move {
+            catalog.apply_written(&store, stitched.seq, built, &gone, &confirmed).await
+        }));
         tracing::debug!(count, read_ms, build_ms, write_ms, "stitching round written");
         Ok(())
     }
@@ -453,6 +666,60 @@ type IndexUpdate = tokio::task::JoinHandle<Result<(), portico_store::Error>>;
 
 /// Claimed stitch inputs, with the greatest ref claimed in the database's order.
 type StitchBatch = (Vec<StitchInput>, Option<String>);
+
+/// Entities shown in the index ahead of the write that stores them (see `Engine::show_ahead`).
+#[derive(Default)]
+struct Ahead {
+    /// New children: the write hands back their inputs, which confirm or replace these.
+    children: Vec<String>,
+    /// Entities on their first pass: stitched from the queue, which replaces these.
+    firsts: Vec<String>,
+    /// For each child, what it was built from and its final entity.
+    finals: HashMap<String, (Shape, FinalWrite)>,
+}
+
+/// The stitch inputs of a child shown ahead that the write's own inputs may differ in. Its
+/// processed form and errors are not among them: both sides take those from the same child.
+#[derive(PartialEq, Eq)]
+struct Shape {
+    entity_id: String,
+    has_parents: bool,
+    relations: Vec<(String, String)>,
+}
+
+impl Shape {
+    fn of(state: &StitchState) -> Shape {
+        Shape {
+            entity_id: state.entity_id.clone(),
+            has_parents: state.has_parents,
+            relations: state.relations.clone(),
+        }
+    }
+}
+
+impl Ahead {
+    fn all(&self) -> Vec<String> {
+        self.children.iter().chain(&self.firsts).cloned().collect()
+    }
+}
+
+/// Adds what `emitter` says about the `wanted` entities (relations whose source is one of them
+/// and not the emitter) to their peer relations.
+fn add_peers<'a>(
+    peers: &mut HashMap<&'a str, Vec<(String, String)>>,
+    wanted: &HashSet<&'a str>,
+    emitter: &str,
+    relations: &[RelationRow],
+) {
+    for relation in relations {
+        if relation.source == emitter {
+            continue;
+        }
+        if let Some(source) = wanted.get(relation.source.as_str()) {
+            peers.entry(source).or_default().push((relation.kind.clone(), relation.target.clone()));
+        }
+    }
+}
 
 /// The index update in flight, if any: stitching rounds hand their results to the index one
 /// after another, in the order of their sequence numbers.
@@ -564,6 +831,7 @@ async fn process_one(
                         Some(Box::new(InlineResult {
                             outcome: leaf_outcome(processed, result_hash),
                             next_update_at: next_update_at(interval),
+                            entity_id: Some(uuid::Uuid::now_v7().to_string()),
                         }))
                     };
                 deferred.push(DeferredEntity {

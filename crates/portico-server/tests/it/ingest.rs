@@ -9,6 +9,7 @@ crate::on_both_databases! {
     removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner => super::removed_entities_are_orphaned_then_deleted_and_conflicts_keep_the_first_owner;
     url_locations_register_only_from_allowed_hosts => super::url_locations_register_only_from_allowed_hosts;
     a_killed_server_restarts_with_a_consistent_catalog => super::a_killed_server_restarts_with_a_consistent_catalog;
+    new_entities_shown_before_their_write_are_what_the_database_then_holds => super::new_entities_shown_before_their_write_are_what_the_database_then_holds;
 }
 
 fn component(name: &str, description: &str) -> String {
@@ -272,6 +273,79 @@ fn a_killed_server_restarts_with_a_consistent_catalog(database: &Database) {
     let list = list.as_array().expect("list");
     assert_eq!(list.len(), 2000);
     assert!(list.iter().all(|entity| entity["relations"].to_string().contains("group:default/team-a")));
+}
+
+/// A catalog where every new entity has peers: groups with parents and members, a system of
+/// components that depend on each other and provide and consume APIs.
+fn related_catalog(count: usize) -> String {
+    let mut text = String::from(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: org\nspec:\n  type: org\n  children: [team-a]\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-a\nspec:\n  type: team\n  parent: org\n  children: []\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: ada\nspec:\n  memberOf: [team-a]\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata:\n  name: shop\nspec:\n  owner: team-a\n---\n",
+    );
+    for index in 0..count {
+        let next = (index + 1) % count;
+        text.push_str(&format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: part-{index}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n  system: shop\n  dependsOn: [component:part-{next}]\n  providesApis: [api-{index}]\n  consumesApis: [api-{next}]\n---\n\
+             apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: api-{index}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: user:ada\n  system: shop\n  definition: 'openapi: 3.0.0'\n---\n"
+        ));
+    }
+    text
+}
+
+/// Every entity, keyed by ref, as the server answers it.
+fn all_entities(server: &Server) -> std::collections::BTreeMap<String, Value> {
+    let (status, list) = server.get("/api/catalog/entities");
+    assert_eq!(status, 200);
+    let list = list.as_array().expect("list").clone();
+    list.into_iter()
+        .map(|entity| {
+            let field = |value: &Value| value.as_str().unwrap_or_default().to_lowercase();
+            let key = format!("{}:{}", field(&entity["kind"]), field(&entity["metadata"]["name"]));
+            (key, entity)
+        })
+        .collect()
+}
+
+/// New children are shown from memory before the write that stores them commits; the index
+/// then keeps what was shown wherever the stored final entity is the same. A restart that
+/// rebuilds the index from the database must serve exactly the same entities, byte for byte.
+fn new_entities_shown_before_their_write_are_what_the_database_then_holds(database: &Database) {
+    let workspace = Workspace::new();
+    workspace.write("catalog/all.yaml", &related_catalog(150));
+    let port = free_port();
+    workspace.config_on(database, port, &catalog_with("./catalog/all.yaml"));
+    let log = ("PORTICO_LOG", "info,portico_app::engine=debug".to_owned());
+    let mut server = Server::start_with_env(workspace.path(), port, &[], &[log]);
+    // 4 + 150 components + 150 APIs + the Location generated for the config location.
+    server.wait_for("all 305 entities", |server| {
+        let (_, page) = server.get("/api/catalog/entities/by-query?limit=0");
+        (page["totalItems"] == 305).then_some(())
+    });
+    server.settle();
+    let shown = all_entities(&server);
+    assert_eq!(shown.len(), 305);
+    let log = server.log_text();
+    assert!(log.contains("new entities shown ahead of their write"), "{log}");
+    let part = &shown["component:part-7"];
+    let relations = part["relations"].to_string();
+    for expected in
+        ["component:default/part-8", "component:default/part-6", "api:default/api-7", "system:default/shop"]
+    {
+        assert!(relations.contains(expected), "part-7 relates to {expected}: {relations}");
+    }
+    server.stop();
+
+    // Rebuilt from the database alone.
+    let _ = std::fs::remove_file(workspace.path().join("db/portico.index"));
+    let server = Server::start(workspace.path(), port, &[]);
+    assert!(!server.log_text().contains("read from its snapshot"), "{}", server.log_text());
+    let stored = all_entities(&server);
+    for (key, entity) in &shown {
+        assert_eq!(Some(entity), stored.get(key), "{key} differs between what was shown and what was stored");
+    }
+    assert_eq!(stored.len(), shown.len());
 }
 
 #[test]
