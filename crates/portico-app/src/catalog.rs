@@ -45,6 +45,9 @@ pub struct Catalog {
     ahead: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
+/// Entities `show_ahead` adds under one hold of the index's write lock.
+const SHOW_PART: usize = 2_500;
+
 /// Entities changed before an idle index is repacked (and at least a tenth of the catalog).
 const REPACK_MIN_CHURN: usize = 1_000;
 
@@ -271,12 +274,7 @@ impl Catalog {
             std::collections::VecDeque::new();
         let insert =
             |index: &mut Index, prepared: Result<Vec<Prepared>, tokio::task::JoinError>| match prepared {
-                Ok(prepared) => {
-                    for (entity_ref, uid, body, rows, has_errors) in prepared {
-                        index.upsert(&entity_ref, &uid, body, rows);
-                        index.flag_errors(&entity_ref, has_errors);
-                    }
-                }
+                Ok(prepared) => index.upsert_many(prepared),
                 Err(error) => {
                     tracing::error!(%error, "parsing stored entities failed; some are missing from the index")
                 }
@@ -393,11 +391,10 @@ impl Catalog {
             index.remove(entity_ref);
             ahead.remove(entity_ref);
         }
-        for (entity_ref, uid, body, rows, has_errors) in prepared {
-            index.upsert(&entity_ref, &uid, body, rows);
-            index.flag_errors(&entity_ref, has_errors);
-            ahead.remove(&entity_ref);
+        for prepared in &prepared {
+            ahead.remove(&prepared.0);
         }
+        index.upsert_many(prepared);
         self.seq.store(changes.seq, Ordering::Release);
         Ok(())
     }
@@ -407,21 +404,25 @@ impl Catalog {
     /// hold are added (an entity already shown keeps its stored form until its stitch lands).
     /// Evaluates to the refs added; each leaves this state when a stored change of its ref is
     /// applied (`apply_written` confirms it) or `withdraw` takes it back.
-    pub async fn show_ahead(&self, prepared: Vec<Prepared>) -> Vec<String> {
+    ///
+    /// A large batch goes in in parts, handing the index to waiting readers in between, so no
+    /// read waits for all of it.
+    pub async fn show_ahead(&self, mut prepared: Vec<Prepared>) -> Vec<String> {
         let _writer = self.writer.lock().await;
-        let mut index = self.index.write();
-        let mut ahead = self.ahead.lock();
         let mut shown = Vec::with_capacity(prepared.len());
-        for (entity_ref, uid, body, rows, has_errors) in prepared {
-            if index.contains_ref(&entity_ref) {
-                continue;
-            }
-            index.upsert(&entity_ref, &uid, body, rows);
-            index.flag_errors(&entity_ref, has_errors);
-            ahead.insert(entity_ref.clone());
-            shown.push(entity_ref);
+        while !prepared.is_empty() {
+            let rest = prepared.split_off(prepared.len().min(SHOW_PART));
+            let part = std::mem::replace(&mut prepared, rest);
+            let mut index = self.index.write();
+            let part: Vec<Prepared> =
+                part.into_iter().filter(|entry| !index.contains_ref(&entry.0)).collect();
+            let refs: Vec<String> = part.iter().map(|entry| entry.0.clone()).collect();
+            self.ahead.lock().extend(refs.iter().cloned());
+            index.upsert_many(part);
+            parking_lot::RwLockWriteGuard::unlock_fair(index);
+            self.churn.fetch_add(refs.len(), Ordering::Relaxed);
+            shown.extend(refs);
         }
-        self.churn.fetch_add(shown.len(), Ordering::Relaxed);
         shown
     }
 
@@ -462,10 +463,7 @@ impl Catalog {
             index.remove(entity_ref);
             ahead.remove(entity_ref);
         }
-        for (entity_ref, uid, body, rows, has_errors) in prepared {
-            index.upsert(&entity_ref, &uid, body, rows);
-            index.flag_errors(&entity_ref, has_errors);
-        }
+        index.upsert_many(prepared);
         self.churn.fetch_add(refs.len(), Ordering::Relaxed);
         Ok(refs.len())
     }
@@ -507,11 +505,10 @@ impl Catalog {
                     index.remove(entity_ref);
                     ahead.remove(entity_ref);
                 }
-                for (entity_ref, uid, body, rows, has_errors) in prepared {
-                    index.upsert(&entity_ref, &uid, body, rows);
-                    index.flag_errors(&entity_ref, has_errors);
-                    ahead.remove(&entity_ref);
+                for prepared in &prepared {
+                    ahead.remove(&prepared.0);
                 }
+                index.upsert_many(prepared);
                 self.seq.store(seq, Ordering::Release);
                 return Ok(());
             }
@@ -541,7 +538,7 @@ fn read_snapshot(path: &Path, instance: &str, current: i64) -> Result<(i64, Inde
 }
 
 /// `(ref, uid, body, search rows, has processing errors)`.
-pub(crate) type Prepared = (String, String, Arc<str>, Vec<portico_query::search::SearchRow>, bool);
+pub(crate) type Prepared = crate::index::Upsert;
 
 fn prepare(entity_ref: &str, text: String) -> Option<Prepared> {
     let entity: Value = match serde_json::from_str(&text) {

@@ -263,6 +263,27 @@ pub struct Index {
     facets: Mutex<HashMap<String, CachedFacet>>,
 }
 
+/// An entity for `Index::upsert_many`: `(ref, uid, body, search rows, has processing errors)`.
+pub type Upsert = (String, String, Arc<str>, Vec<SearchRow>, bool);
+
+/// A search row of one key: `(slot, lower-cased value, value as written)`.
+type KeyRow = (u32, Option<String>, Option<String>);
+
+/// A key and the rows to add to it.
+type KeyWork<'a> = (&'a mut KeyIndex, Vec<KeyRow>);
+
+/// Adds rows to their keys (a share of `Index::upsert_many`'s work).
+fn fill_keys(job: Vec<KeyWork<'_>>) {
+    for (key, rows) in job {
+        for (slot_id, value, original) in rows {
+            key.all.insert(slot_id);
+            if let Some(value) = &value {
+                key.values.insert(value, original.as_deref().unwrap_or(value), slot_id);
+            }
+        }
+    }
+}
+
 /// Computes a facet answer over an index (for the facet cache).
 pub type FacetComputation = Arc<dyn Fn(&Index) -> Vec<(String, u64)> + Send + Sync>;
 
@@ -346,6 +367,114 @@ impl Index {
 
     /// Inserts or replaces an entity. `rows` are its search rows.
     pub fn upsert(&mut self, entity_ref: &str, uid: &str, body: Arc<str>, rows: Vec<SearchRow>) {
+        let body = self.codec.compress(&body);
+        let slot_id = self.place(entity_ref, uid, body);
+        for row in rows {
+            let key_id = self.key_id(&row.key);
+            let key = self.keys[key_id as usize].get_mut();
+            key.all.insert(slot_id);
+            if let Some(value) = &row.value {
+                key.values.insert(value, row.original.as_deref().unwrap_or(value), slot_id);
+            }
+        }
+    }
+
+    /// Inserts or replaces many entities, as `upsert` then `flag_errors` would one by one.
+    /// Search rows are most of that work, and the keys they go to are independent of each
+    /// other, so a large batch is gathered by key and its keys are filled on several threads
+    /// (bodies are compressed on several threads too).
+    pub fn upsert_many(&mut self, mut entries: Vec<Upsert>) {
+        /// Below this many rows, threads cost more than they save.
+        const PARALLEL_ROWS: usize = 20_000;
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(4);
+        let rows: usize = entries.iter().map(|entry| entry.3.len()).sum();
+        if rows < PARALLEL_ROWS || threads < 2 {
+            for (entity_ref, uid, body, rows, has_errors) in entries {
+                self.upsert(&entity_ref, &uid, body, rows);
+                self.flag_errors(&entity_ref, has_errors);
+            }
+            return;
+        }
+        // A ref given twice keeps its last entry, as one by one: the earlier one's rows would
+        // otherwise be added with the later one's instead of replaced by them.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+        for (position, entry) in entries.iter().enumerate() {
+            last.insert(entry.0.as_str(), position);
+        }
+        if last.len() < entries.len() {
+            let keep: std::collections::HashSet<usize> = last.into_values().collect();
+            let mut position = 0;
+            entries.retain(|_| {
+                position += 1;
+                keep.contains(&(position - 1))
+            });
+        } else {
+            drop(last);
+        }
+        let bodies = {
+            let codec = &self.codec;
+            let chunk = entries.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = entries
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter().map(|entry| codec.compress(&entry.2)).collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|part| part.join().expect("compressing does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut by_key: Vec<Vec<KeyRow>> = Vec::new();
+        for ((entity_ref, uid, _, rows, has_errors), body) in entries.into_iter().zip(bodies) {
+            let slot_id = self.place(&entity_ref, &uid, body);
+            if has_errors {
+                self.with_errors.insert(slot_id);
+            } else {
+                self.with_errors.remove(slot_id);
+            }
+            for row in rows {
+                let key_id = self.key_id(&row.key) as usize;
+                if by_key.len() <= key_id {
+                    by_key.resize_with(key_id + 1, Vec::new);
+                }
+                by_key[key_id].push((slot_id, row.value, row.original));
+            }
+        }
+        // Keys dealt out to threads, largest first, each to the thread with the fewest rows.
+        let mut work: Vec<KeyWork<'_>> = self
+            .keys
+            .iter_mut()
+            .zip(by_key)
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(key, rows)| (key.get_mut(), rows))
+            .collect();
+        work.sort_unstable_by_key(|(_, rows)| std::cmp::Reverse(rows.len()));
+        let mut jobs: Vec<(usize, Vec<KeyWork<'_>>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+        for item in work {
+            if let Some(job) = jobs.iter_mut().min_by_key(|job| job.0) {
+                job.0 += item.1.len();
+                job.1.push(item);
+            }
+        }
+        std::thread::scope(|scope| {
+            let mut jobs = jobs.into_iter().map(|(_, job)| job);
+            let here = jobs.next();
+            for job in jobs {
+                scope.spawn(move || fill_keys(job));
+            }
+            if let Some(job) = here {
+                fill_keys(job);
+            }
+        });
+    }
+
+    /// The slot of `entity_ref`, emptied of its former rows, or a new one, holding `body` now.
+    fn place(&mut self, entity_ref: &str, uid: &str, body: Body) -> u32 {
         self.generation += 1;
         let (slot_id, new) = match self.by_ref.get(&self.slots, entity_ref) {
             Some(slot_id) => {
@@ -363,21 +492,13 @@ impl Index {
                 (slot_id, true)
             }
         };
-        for row in rows {
-            let key_id = self.key_id(&row.key);
-            let key = self.keys[key_id as usize].get_mut();
-            key.all.insert(slot_id);
-            if let Some(value) = &row.value {
-                key.values.insert(value, row.original.as_deref().unwrap_or(value), slot_id);
-            }
-        }
         self.live.insert(slot_id);
-        let body = self.codec.compress(&body);
         self.slots[slot_id as usize] = Some(Slot { entity_ref: entity_ref.into(), uid: uid.into(), body });
         if new {
             self.by_ref.insert(&self.slots, slot_id);
         }
         self.by_uid.insert(&self.slots, slot_id);
+        slot_id
     }
 
     pub fn remove(&mut self, entity_ref: &str) -> bool {

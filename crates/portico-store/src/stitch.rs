@@ -123,23 +123,30 @@ impl Store {
     /// outside any transaction: a view of what stitching them would find, good for showing new
     /// entities early (the stitch that stores them reads its own inputs).
     pub async fn peer_rows(&self, refs: &[&str]) -> Result<Vec<(String, String, String, String)>> {
-        // Chunks of 1,000 refs: a read of thousands of new refs, which mostly finds nothing, is
-        // then a few statements (both databases take far more parameters than that).
-        let mut rows = Vec::new();
-        for chunk in refs.chunks(1_000) {
-            let sql = format!(
-                "SELECT source_entity_ref, type, target_entity_ref, originating_entity_ref FROM relations
-                 WHERE source_entity_ref IN ({})",
-                placeholders(chunk.len(), 1)
-            );
-            dispatch!(self, pool => {
-                let mut query = sqlx::query_as::<_, (String, String, String, String)>(&sql);
-                for entity_ref in chunk {
-                    query = query.bind(*entity_ref);
-                }
-                rows.extend(query.fetch_all(pool).await?);
-            });
+        // One statement with the refs as one array parameter: a read of thousands of new refs
+        // mostly finds nothing, and thousands of bound parameters would cost more than the read.
+        const COLUMNS: &str =
+            "SELECT source_entity_ref, type, target_entity_ref, originating_entity_ref FROM relations";
+        if refs.is_empty() {
+            return Ok(Vec::new());
         }
+        let rows = match &self.backend {
+            crate::Backend::Sqlite(pool) => {
+                let refs = serde_json::to_string(refs).unwrap_or_default();
+                sqlx::query_as(&format!(
+                    "{COLUMNS} WHERE source_entity_ref IN (SELECT value FROM json_each($1))"
+                ))
+                .bind(refs)
+                .fetch_all(pool)
+                .await?
+            }
+            crate::Backend::Postgres(pool) => {
+                sqlx::query_as(&format!("{COLUMNS} WHERE source_entity_ref = ANY($1)"))
+                    .bind(refs)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
         Ok(rows)
     }
 

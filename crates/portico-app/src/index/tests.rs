@@ -398,3 +398,67 @@ fn a_snapshot_written_in_steps_is_refused_when_the_index_changes_between_them() 
     let mut changed = Vec::new();
     assert!(!write_snapshot_in_steps(&look, &header, &mut changed).unwrap());
 }
+
+#[test]
+fn a_batch_upsert_answers_as_one_by_one_upserts() {
+    let prepared = |entity: &Value, has_errors: bool| {
+        let name = entity["metadata"]["name"].as_str().unwrap().to_lowercase();
+        let entity_ref = format!("{}:default/{name}", entity["kind"].as_str().unwrap().to_lowercase());
+        let uid = entity["metadata"]["uid"].as_str().unwrap().to_owned();
+        (entity_ref, uid, Arc::from(entity.to_string()), search_rows(entity).unwrap(), has_errors)
+    };
+    // Large enough to be filled on several threads; the second batch replaces half the first,
+    // gives one ref twice, and spells a value two ways.
+    let first: Vec<_> = (0..2_500)
+        .map(|i| {
+            prepared(
+                &entity(&format!("s-{i}"), "Component", ["Service", "website"][i % 2], &format!("u{i}")),
+                i % 7 == 0,
+            )
+        })
+        .collect();
+    let mut second: Vec<_> = (1_250..3_750)
+        .map(|i| {
+            prepared(
+                &entity(&format!("s-{i}"), "Component", ["service", "library"][i % 2], &format!("u{i}")),
+                i % 5 == 0,
+            )
+        })
+        .collect();
+    second.push(prepared(&entity("s-1300", "API", "openapi", "u1300"), true));
+    assert!(second.iter().map(|entry| entry.3.len()).sum::<usize>() > 20_000, "large enough for threads");
+
+    let mut one_by_one = Index::default();
+    for (entity_ref, uid, body, rows, has_errors) in first.iter().chain(&second).cloned() {
+        one_by_one.upsert(&entity_ref, &uid, body, rows);
+        one_by_one.flag_errors(&entity_ref, has_errors);
+    }
+    let mut batched = Index::default();
+    batched.upsert_many(first);
+    batched.upsert_many(second);
+
+    assert_eq!(batched.len(), one_by_one.len());
+    for i in (0..3_750).step_by(37).chain([1_300]) {
+        let entity_ref = format!("component:default/s-{i}");
+        assert_eq!(batched.by_ref(&entity_ref), one_by_one.by_ref(&entity_ref), "{entity_ref}");
+        assert_eq!(batched.by_uid(&format!("u{i}")), one_by_one.by_uid(&format!("u{i}")));
+    }
+    assert_eq!(batched.by_ref("api:default/s-1300"), one_by_one.by_ref("api:default/s-1300"));
+    for text in
+        ["spec.type=service", "spec.type=website", "kind=api", "metadata.name=s-1300", "metadata.tags=t"]
+    {
+        assert_eq!(
+            batched.eval(filter(text).as_ref()).len(),
+            one_by_one.eval(filter(text).as_ref()).len(),
+            "{text}"
+        );
+    }
+    for key in ["spec.type", "kind", "metadata.namespace"] {
+        assert_eq!(
+            batched.facet(key, &batched.universe()),
+            one_by_one.facet(key, &one_by_one.universe()),
+            "{key}"
+        );
+    }
+    assert_eq!(batched.with_errors().len(), one_by_one.with_errors().len());
+}
