@@ -43,7 +43,13 @@ pub struct Catalog {
     /// change feed. While there are any, the index is neither saved nor repacked, since it is
     /// not a state of the store.
     ahead: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// Woken whenever refs leave the ahead state (see `until_stored`).
+    left_ahead: tokio::sync::Notify,
 }
+
+/// The longest `until_stored` waits: far longer than the write of a processing round, which is
+/// what an entity shown ahead waits for.
+const AHEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Entities `show_ahead` adds under one hold of the index's write lock.
 const SHOW_PART: usize = 2_500;
@@ -396,6 +402,7 @@ impl Catalog {
         }
         index.upsert_many(prepared);
         self.seq.store(changes.seq, Ordering::Release);
+        self.left_ahead.notify_waiters();
         Ok(())
     }
 
@@ -440,6 +447,25 @@ impl Catalog {
                 index.remove(entity_ref);
             }
         }
+        self.left_ahead.notify_waiters();
+    }
+
+    /// Waits while `entity_ref` is shown ahead of the store (up to `AHEAD_WAIT`), so a write
+    /// that acts on stored entities (refresh, delete, ancestry) finds one the API already shows.
+    pub async fn until_stored(&self, entity_ref: &str) {
+        let deadline = tokio::time::Instant::now() + AHEAD_WAIT;
+        loop {
+            // Registered before the check: a change in between still wakes this wait.
+            let left = self.left_ahead.notified();
+            tokio::pin!(left);
+            left.as_mut().enable();
+            if !self.ahead.lock().contains(entity_ref) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, left).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Settles every entity still shown ahead with what the store holds: its stored final
@@ -465,6 +491,7 @@ impl Catalog {
         }
         index.upsert_many(prepared);
         self.churn.fetch_add(refs.len(), Ordering::Relaxed);
+        self.left_ahead.notify_waiters();
         Ok(refs.len())
     }
 
@@ -510,6 +537,7 @@ impl Catalog {
                 }
                 index.upsert_many(prepared);
                 self.seq.store(seq, Ordering::Release);
+                self.left_ahead.notify_waiters();
                 return Ok(());
             }
         }

@@ -795,6 +795,7 @@ impl App {
 
     /// The entities an entity emits (for a Location: what its targets produced).
     pub async fn emitted_by(&self, identity: &Identity, entity_ref: &str) -> Result<Vec<String>, Error> {
+        self.catalog.until_stored(entity_ref).await;
         let children = self.store.children_of(entity_ref).await?;
         let index = self.catalog.read();
         Ok(children.into_iter().filter(|child| self.may_read(identity, &index, child)).collect())
@@ -812,6 +813,7 @@ impl App {
         if !self.can_read(identity, &entity_ref) {
             return Err(Error::NotFound(format!("No such entity {entity_ref}")));
         }
+        self.catalog.until_stored(&entity_ref).await;
         let steps = self.store.ancestry(&entity_ref).await?;
         let index = self.catalog.read();
         let items = steps
@@ -957,6 +959,8 @@ impl App {
         // conditional decision with: refused then, as Backstage's apply-conditions does.
         let entity = if self.policy().is_some() { self.catalog.read().parsed(entity_ref) } else { None };
         self.check(identity, permission::ENTITY_REFRESH, entity.as_ref())?;
+        // An entity the API shows ahead of its write is refreshed once stored.
+        self.catalog.until_stored(entity_ref).await;
         if !self.store.request_refresh(entity_ref).await? {
             return Err(Error::NotFound(format!("Entity {entity_ref} not found")));
         }
@@ -975,6 +979,11 @@ impl App {
         // restrictions need no entity.
         if entity.is_some() || identity.is_restricted() {
             self.check(identity, permission::ENTITY_DELETE, entity.as_ref())?;
+        }
+        // An entity the API shows ahead of its write is deleted once stored, not missed.
+        let shown = self.catalog.read().ref_of_uid(uid).map(str::to_owned);
+        if let Some(entity_ref) = shown {
+            self.catalog.until_stored(&entity_ref).await;
         }
         if self.store.delete_entity_by_uid(uid).await? {
             self.catalog.sync(&self.store).await?;

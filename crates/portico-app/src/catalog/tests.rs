@@ -82,3 +82,23 @@ async fn settling_keeps_only_what_the_store_holds_and_snapshots_wait_for_it() {
     assert_eq!(catalog.settle_ahead(&store).await.unwrap(), 0);
     assert!(catalog.save_snapshot(true).unwrap());
 }
+
+#[tokio::test]
+async fn writes_to_an_entity_shown_ahead_wait_until_it_leaves_that_state() {
+    let catalog = std::sync::Arc::new(Catalog::new());
+    catalog.show_ahead(vec![entity("a", "shown")]).await;
+    // Not shown ahead: no wait.
+    catalog.until_stored("component:default/other").await;
+
+    let waiter = {
+        let catalog = catalog.clone();
+        tokio::spawn(async move { catalog.until_stored("component:default/a").await })
+    };
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished(), "waits while a is shown ahead");
+    catalog.withdraw(&["component:default/a".to_owned()]).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+        .await
+        .expect("woken when a left the ahead state")
+        .unwrap();
+}
