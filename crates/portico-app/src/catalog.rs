@@ -541,7 +541,11 @@ impl Catalog {
                 return Ok(());
             }
         }
-        self.sync(store).await
+        self.sync(store).await?;
+        // A ref gone before it had a final entity leaves nothing in the feed: if it was shown
+        // ahead, take it back here.
+        self.withdraw(gone).await;
+        Ok(())
     }
 }
 

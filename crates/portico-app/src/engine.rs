@@ -124,6 +124,12 @@ impl Engine {
             if let Err(error) = self.catalog.sync(&self.store).await {
                 tracing::warn!(%error, "following catalog changes failed");
             }
+            // After a round nothing shown ahead is waiting for this replica's write or stitch;
+            // what is still shown (deleted before it was stitched) is settled now, not only
+            // when a busy catalog finally goes idle.
+            if self.catalog.ahead() > 0 {
+                self.settle_ahead().await;
+            }
             if worked {
                 if shutdown.is_cancelled() {
                     break;

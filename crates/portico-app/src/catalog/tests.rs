@@ -102,3 +102,18 @@ async fn writes_to_an_entity_shown_ahead_wait_until_it_leaves_that_state() {
         .expect("woken when a left the ahead state")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_ref_gone_before_its_first_final_entity_is_withdrawn_when_the_feed_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = empty_store(&dir).await;
+    let catalog = Catalog::new();
+    catalog.show_ahead(vec![entity("a", "shown")]).await;
+    // Another change took the sequence number in between: the fallback follows the feed, which
+    // says nothing of `a` (it never had a final entity), and `gone` takes it back.
+    catalog
+        .apply_written(&store, catalog.seq() + 2, Vec::new(), &["component:default/a".to_owned()], &[])
+        .await
+        .unwrap();
+    assert_eq!((catalog.ahead(), catalog.read().len()), (0, 0));
+}
