@@ -407,7 +407,7 @@ impl Catalog {
     }
 
     /// Shows new entities before the store has them: the engine builds the final entities of
-    /// a write's new children from memory while that write runs. Only refs the index does not
+    /// a write's new children from memory just before that write starts. Only refs the index does not
     /// hold are added (an entity already shown keeps its stored form until its stitch lands).
     /// Evaluates to the refs added; each leaves this state when a stored change of its ref is
     /// applied (`apply_written` confirms it) or `withdraw` takes it back.

@@ -279,7 +279,8 @@ impl Engine {
                 let writing = std::time::Instant::now();
                 // Only the last write stitches its new children at once: a child written
                 // earlier may still gain peers from later writes, and would be stitched twice.
-                // Those children are shown while the write runs, built from memory.
+                // Those children are built from memory and shown just before the write starts (run
+                // beside it, the two shared 2 cores and both finished later).
                 let (written, ahead) = if last && stitch_new {
                     let ahead = self.show_ahead(&ready).await;
                     (self.store.write_results_and_claim_new(&ready).await, ahead)
@@ -621,10 +622,11 @@ impl Engine {
         let write_ms = writing.elapsed().as_millis();
         self.finish_indexing(indexing.0.take()).await?;
         let (catalog, store) = (self.catalog.clone(), self.store.clone());
+        let shown_as_stored = confirmed.len();
         indexing.0 = Some(tokio::spawn(async move {
             catalog.apply_written(&store, stitched.seq, built, &gone, &confirmed).await
         }));
-        tracing::debug!(count, read_ms, build_ms, write_ms, "stitching round written");
+        tracing::debug!(count, shown_as_stored, read_ms, build_ms, write_ms, "stitching round written");
         Ok(())
     }
 
