@@ -232,7 +232,7 @@ impl Report {
             );
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "latency, one keep-alive client, sequential:");
+        let _ = writeln!(out, "latency, one keep-alive client on a single-threaded runtime, sequential:");
         let _ = writeln!(
             out,
             "  {:<14} {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",

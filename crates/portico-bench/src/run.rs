@@ -239,9 +239,10 @@ impl Query {
 }
 
 /// Shared state of the measuring client.
-#[derive(Debug)]
 struct Ctx {
     client: reqwest::Client,
+    /// Builds a client like `client` (same settings and headers) for another runtime.
+    new_client: Box<dyn Fn() -> reqwest::Result<reqwest::Client> + Send + Sync>,
     root: String,
     api: String,
     generated: Generated,
@@ -255,38 +256,37 @@ impl Ctx {
         &names[(index.wrapping_mul(7919)) % names.len()]
     }
 
-    fn request(&self, query: Query, index: usize) -> reqwest::RequestBuilder {
+    fn request(&self, client: &reqwest::Client, query: Query, index: usize) -> reqwest::RequestBuilder {
         let api = &self.api;
         match query {
             Query::ByName => {
-                self.client.get(format!("{api}/entities/by-name/component/default/{}", self.component(index)))
+                client.get(format!("{api}/entities/by-name/component/default/{}", self.component(index)))
             }
             Query::ListComponents => {
-                self.client.get(format!("{api}/entities/by-query?filter=kind=component&limit=100"))
+                client.get(format!("{api}/entities/by-query?filter=kind=component&limit=100"))
             }
-            Query::Facets => self.client.get(format!("{api}/entity-facets?facet=spec.type")),
-            Query::ByRefs => self
-                .client
+            Query::Facets => client.get(format!("{api}/entity-facets?facet=spec.type")),
+            Query::ByRefs => client
                 .post(format!("{api}/entities/by-refs"))
                 .header("content-type", "application/json")
                 .body(self.by_refs_bodies[index % self.by_refs_bodies.len()].clone()),
             Query::FullText => {
                 let terms = &self.generated.search_terms;
                 let term = &terms[index % terms.len()];
-                self.client.get(format!(
+                client.get(format!(
                     "{api}/entities/by-query?fullTextFilterTerm={term}&fullTextFilterFields=metadata.name&limit=100"
                 ))
             }
-            Query::StreamAll => self.client.get(format!("{api}/entities?filter=kind=component")),
+            Query::StreamAll => client.get(format!("{api}/entities?filter=kind=component")),
             Query::UiEntity => {
-                self.client.get(format!("{}/catalog/default/component/{}", self.root, self.component(index)))
+                client.get(format!("{}/catalog/default/component/{}", self.root, self.component(index)))
             }
-            Query::UiTable => self.client.get(format!("{}/catalog?kind=component", self.root)),
-            Query::UiTableByOwner => self.client.get(format!(
+            Query::UiTable => client.get(format!("{}/catalog?kind=component", self.root)),
+            Query::UiTableByOwner => client.get(format!(
                 "{}/catalog?kind=component&owner=group%3Adefault%2F{}&sort=spec.type&dir=desc",
                 self.root, self.generated.sample_group
             )),
-            Query::UiGraph => self.client.get(format!(
+            Query::UiGraph => client.get(format!(
                 "{}/catalog/default/component/{}/graph?depth=2",
                 self.root,
                 self.component(index)
@@ -295,8 +295,8 @@ impl Ctx {
     }
 
     /// Sends one request and reads the whole body; returns the body size.
-    async fn execute(&self, query: Query, index: usize) -> anyhow::Result<usize> {
-        let response = self.request(query, index).send().await?;
+    async fn execute(&self, client: &reqwest::Client, query: Query, index: usize) -> anyhow::Result<usize> {
+        let response = self.request(client, query, index).send().await?;
         let status = response.status();
         let body = response.bytes().await?;
         if !status.is_success() {
@@ -463,10 +463,46 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     ms(sorted[rank - 1])
 }
 
-async fn latency(ctx: &Ctx, query: Query, count: usize) -> Latency {
+/// Sequential requests from one client on a runtime of its own with one thread, so that a
+/// sample holds the server's answer and the loopback round trip, not the hand-offs between the
+/// worker threads of a multi-threaded client runtime (about 0.1 ms on 2 cores).
+async fn latency(ctx: &Arc<Ctx>, query: Query, count: usize) -> Latency {
+    let ctx = ctx.clone();
+    let measured = tokio::task::spawn_blocking(move || -> anyhow::Result<Latency> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let client = (ctx.new_client)()?;
+        Ok(runtime.block_on(latency_on(&ctx, &client, query, count)))
+    })
+    .await;
+    match measured {
+        Ok(Ok(latency)) => latency,
+        Ok(Err(error)) => Latency::failed(query, format!("{error:#}")),
+        Err(error) => Latency::failed(query, format!("latency thread failed: {error}")),
+    }
+}
+
+impl Latency {
+    fn failed(query: Query, error: String) -> Latency {
+        Latency {
+            query: query.label().into(),
+            request: query.describe().into(),
+            requests: 0,
+            errors: 1,
+            first_error: Some(error),
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            mean_ms: 0.0,
+            max_ms: 0.0,
+            mean_response_kb: 0.0,
+        }
+    }
+}
+
+async fn latency_on(ctx: &Ctx, client: &reqwest::Client, query: Query, count: usize) -> Latency {
     let warmup = (count / 10).min(20);
     for index in 0..warmup {
-        let _ = ctx.execute(query, index + 1_000_003).await;
+        let _ = ctx.execute(client, query, index + 1_000_003).await;
     }
     let mut samples = Vec::with_capacity(count);
     let mut errors = 0;
@@ -478,7 +514,7 @@ async fn latency(ctx: &Ctx, query: Query, count: usize) -> Latency {
             break;
         }
         let sent = Instant::now();
-        match ctx.execute(query, index).await {
+        match ctx.execute(client, query, index).await {
             Ok(size) => {
                 samples.push(sent.elapsed());
                 bytes += size;
@@ -523,7 +559,7 @@ async fn throughput(ctx: &Arc<Ctx>, query: Query, clients: usize, seconds: f64) 
                 if index >= MAX_REQUESTS {
                     break;
                 }
-                match tokio::time::timeout(MAX_LOOP, ctx.execute(query, index)).await {
+                match tokio::time::timeout(MAX_LOOP, ctx.execute(&ctx.client, query, index)).await {
                     Ok(Ok(size)) => {
                         ok += 1;
                         bytes += size;
@@ -1081,11 +1117,12 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
         }
     }
 
-    let builder = || {
+    let clients = options.clients;
+    let builder = move || {
         reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(120))
-            .pool_max_idle_per_host(options.clients.max(1) * 2)
+            .pool_max_idle_per_host(clients.max(1) * 2)
             .tcp_nodelay(true)
     };
     let root = format!("http://127.0.0.1:{port}");
@@ -1108,15 +1145,22 @@ async fn run_in(dir: &Path, options: &RunOptions) -> anyhow::Result<Report> {
 
     eprintln!("portico-bench: starting {} on port {port}", portico.display());
     let mut server = Server::start(&portico, &generated.config, &log)?;
-    let mut client = builder().build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
     if options.auth {
-        let token = guest_token(&client, &root).await?;
-        let mut headers = reqwest::header::HeaderMap::new();
+        let token = guest_token(&builder().build()?, &root).await?;
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
-        client = builder().default_headers(headers).build()?;
         report.authenticated = true;
     }
-    let ctx = Arc::new(Ctx { client, api: format!("{root}/api/catalog"), root, generated, by_refs_bodies });
+    let client = builder().default_headers(headers.clone()).build()?;
+    let new_client = Box::new(move || builder().default_headers(headers.clone()).build());
+    let ctx = Arc::new(Ctx {
+        client,
+        new_client,
+        api: format!("{root}/api/catalog"),
+        root,
+        generated,
+        by_refs_bodies,
+    });
     report.ingest = wait_for_ingest(&ctx, &mut server, options.ingest_timeout, ticks).await?;
     report.memory_after_ingest = memory(server.pid());
     tokio::time::sleep(SETTLE).await;
