@@ -1066,6 +1066,27 @@ impl Index {
     }
 
     /// The set of entities present in an order (those having the sort key).
+    /// The entities an order by `key` would hold, without sorting them: what a query that
+    /// asks only for its total needs (`limit=0`, polled while a catalog is ingested, when
+    /// every answer finds the sorted orders stale).
+    pub fn members_of(&self, key: &OrderKey) -> RoaringBitmap {
+        if let Some(order) = self.orders.lock().get(key) {
+            if order.generation == self.generation {
+                return order.members.clone();
+            }
+        }
+        match key {
+            OrderKey::Uid | OrderKey::EntityRef => self.live.clone(),
+            OrderKey::Field(key) => {
+                let mut members = RoaringBitmap::new();
+                if let Some(index) = self.key(key) {
+                    index.values.for_each(|_, posting| members.extend(posting.iter()));
+                }
+                members
+            }
+        }
+    }
+
     pub fn order_members<'a>(&self, order: &'a SortedOrder) -> &'a RoaringBitmap {
         &order.members
     }

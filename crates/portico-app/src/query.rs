@@ -156,7 +156,8 @@ pub fn query_entities(
         Some(field) => OrderKey::Field(field.field.to_lowercase()),
         None => OrderKey::Uid,
     };
-    let order = index.order(&order_key);
+    // A page needs the sorted order; a count (`limit=0`) only its members.
+    let order = (limit > 0).then(|| index.order(&order_key));
     let mut set = index.eval(filter.as_ref());
     if let Some(readable) = readable {
         set &= readable;
@@ -165,7 +166,10 @@ pub fn query_entities(
         set &= index.with_errors();
     }
     if order_field.is_some() {
-        set &= index.order_members(&order);
+        match &order {
+            Some(order) => set &= index.order_members(order),
+            None => set &= index.members_of(&order_key),
+        }
     }
     if let Some(full_text) = &cursor.full_text_filter {
         let term = full_text.term.trim().to_lowercase();
@@ -192,6 +196,9 @@ pub fn query_entities(
     let position = if is_continuation { position_of(&cursor) } else { None };
     let walking_back = descending != cursor.is_previous;
     let skip = if is_continuation { 0 } else { request.offset.unwrap_or(0) };
+    let Some(order) = order else {
+        return Ok(QueryPage { items: Vec::new(), total_items, next_cursor: None, prev_cursor: None });
+    };
     let (slots, more) = index.page(&order, &set, position.as_ref(), walking_back, skip, limit);
     // Pages walked backwards come out in ascending order; flip when the walk was against the order.
     let slots: Vec<u32> = if descending { slots.into_iter().rev().collect() } else { slots };

@@ -175,6 +175,30 @@ fn ordering_drops_entities_without_the_field_and_full_text_matches_substrings() 
 }
 
 #[test]
+fn a_count_without_items_equals_the_total_of_a_page_and_sorts_nothing() {
+    let mut with_title = entity("titled", "Component", "x", "1");
+    with_title["metadata"]["title"] = json!("Payments Gateway");
+    let index =
+        index_of(&[with_title, entity("plain", "Component", "x", "2"), entity("api", "API", "y", "3")]);
+    for order in [None, Some(OrderField { field: "metadata.title".into(), order: SortOrder::Desc })] {
+        let request = |limit| QueryRequest {
+            order: order.clone(),
+            limit: Some(limit),
+            include_total: true,
+            filter: QueryFilter::Params(vec!["kind=component".into()]),
+            ..QueryRequest::default()
+        };
+        let count = query::query_entities(&index, None, request(0)).unwrap();
+        assert!(count.items.is_empty() && count.next_cursor.is_none() && count.prev_cursor.is_none());
+        assert!(index.orders.lock().is_empty(), "a count built a sorted order");
+        let page = query::query_entities(&index, None, request(10)).unwrap();
+        assert_eq!(count.total_items, page.total_items);
+        assert_eq!(page.total_items, if order.is_some() { 1 } else { 2 });
+        index.orders.lock().clear();
+    }
+}
+
+#[test]
 fn default_order_is_by_uid_and_by_ref_when_paginating_lists() {
     let index = index_of(&[entity("b", "Component", "x", "1"), entity("a", "Component", "x", "2")]);
     let order = index.order(&OrderKey::Uid);
