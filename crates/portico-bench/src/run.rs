@@ -296,13 +296,19 @@ impl Ctx {
 
     /// Sends one request and reads the whole body; returns the body size.
     async fn execute(&self, client: &reqwest::Client, query: Query, index: usize) -> anyhow::Result<usize> {
-        let response = self.request(client, query, index).send().await?;
+        let mut response = self.request(client, query, index).send().await?;
         let status = response.status();
-        let body = response.bytes().await?;
         if !status.is_success() {
+            let body = response.bytes().await?;
             bail!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
         }
-        Ok(body.len())
+        // Counted piece by piece: gathering a 184 MB answer into one buffer cost the client
+        // more than the server spent sending it.
+        let mut size = 0;
+        while let Some(piece) = response.chunk().await? {
+            size += piece.len();
+        }
+        Ok(size)
     }
 
     async fn get_json(&self, url: &str) -> anyhow::Result<(u16, Value)> {
