@@ -1130,6 +1130,11 @@ impl Index {
             keys.push((format!("key {name} ({} values)", key.values.len()), bytes));
         }
         report.push((format!("postings, all keys ({count_total} values)"), values_total));
+        // What every key costs besides its values: its slot, name and table entry.
+        let key_bytes = self.keys.capacity() * std::mem::size_of::<LazyKey>()
+            + self.keys.iter().map(|key| string_bytes(&key.name)).sum::<usize>()
+            + self.key_ids.capacity() * 5;
+        report.push((format!("keys ({} of them): slots, names, lookup", self.keys.len()), key_bytes));
         keys.sort_by_key(|key| std::cmp::Reverse(key.1));
         report.extend(keys.into_iter().take(15));
         report

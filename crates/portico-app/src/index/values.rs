@@ -37,16 +37,27 @@ pub(super) struct Values {
     text: String,
     /// By value id; removed ids have `None` until reused.
     entries: Vec<Option<Entry>>,
-    free: Vec<u32>,
-    /// Value ids, by the hash of their lower-cased text.
-    table: HashTable<u32>,
-    garbage: usize,
+    /// The hash table and the bookkeeping of removals: boxed, and made on first need, since
+    /// most keys have a few values that never go (64 bytes per key instead of 120).
+    #[allow(clippy::box_collection)]
+    more: Option<Box<More>>,
     /// Other spellings of a value and their entities; the value's own text is the spelling of
     /// every entity not listed here.
     /// Boxed: most keys never need it, and catalogs have keys by the hundred thousand
     /// (Backstage's `spec.dependsOn.<ref>` rows make one per distinct reference).
     #[allow(clippy::box_collection)] // the point: 8 bytes instead of 48 for the common case
     spellings: Option<Box<HashMap<u32, Vec<Spelling>>>>,
+}
+
+/// What a key with more than `SMALL` values, or with removed values, also needs.
+#[derive(Debug, Default)]
+struct More {
+    /// Value ids, by the hash of their lower-cased text (only past `SMALL` ids).
+    table: HashTable<u32>,
+    /// Removed ids, reused first.
+    free: Vec<u32>,
+    /// Arena bytes of removed values.
+    garbage: usize,
 }
 
 /// One hash seed for every key, random per process (hashes are never stored).
@@ -88,7 +99,11 @@ fn entry_hash(text: &str, entry: &Entry, buffer: &mut String) -> u64 {
 impl Values {
     pub(super) fn len(&self) -> usize {
         // Every removed id is free until reused.
-        self.entries.len() - self.free.len()
+        self.entries.len() - self.more.as_ref().map_or(0, |more| more.free.len())
+    }
+
+    fn garbage(&self) -> usize {
+        self.more.as_ref().map_or(0, |more| more.garbage)
     }
 
     fn hash(&self, lower: &str) -> u64 {
@@ -117,7 +132,9 @@ impl Values {
             return found.and_then(|id| u32::try_from(id).ok());
         }
         let hash = self.hash(lower);
-        self.table
+        self.more
+            .as_ref()?
+            .table
             .find(hash, |&id| {
                 self.entries[id as usize].as_ref().is_some_and(|entry| self.matches(entry, lower))
             })
@@ -160,7 +177,7 @@ impl Values {
         self.text.push_str(text);
         let len = u32::try_from(text.len()).expect("values are short") | if spelled { SPELLED } else { 0 };
         let entry = Some(Entry { start, len, posting });
-        let id = match self.free.pop() {
+        let id = match self.more.as_mut().and_then(|more| more.free.pop()) {
             Some(id) => {
                 self.entries[id as usize] = entry;
                 id
@@ -181,8 +198,9 @@ impl Values {
         if self.entries.len() <= SMALL {
             return;
         }
-        let Values { table, entries, text, .. } = self;
-        if table.len() + 1 == entries.len() - self.free.len() {
+        let Values { more, entries, text, .. } = self;
+        let More { table, free, .. } = &mut **more.get_or_insert_default();
+        if table.len() + 1 == entries.len() - free.len() {
             if let Some(entry) = &entries[id as usize] {
                 let hash = entry_hash(text, entry, buffer);
                 table.insert_unique(hash, id, rehasher(text, entries));
@@ -230,12 +248,15 @@ impl Values {
         }
         if self.entries.len() > SMALL {
             let hash = self.hash(lower);
-            if let Ok(found) = self.table.find_entry(hash, |&candidate| candidate == id) {
-                found.remove();
+            if let Some(more) = self.more.as_mut() {
+                if let Ok(found) = more.table.find_entry(hash, |&candidate| candidate == id) {
+                    found.remove();
+                }
             }
         }
+        let more = self.more.get_or_insert_default();
         if let Some(entry) = self.entries[id as usize].take() {
-            self.garbage += (entry.len & !SPELLED) as usize;
+            more.garbage += (entry.len & !SPELLED) as usize;
         }
         if let Some(spellings) = self.spellings.as_mut() {
             spellings.remove(&id);
@@ -243,15 +264,15 @@ impl Values {
                 self.spellings = None;
             }
         }
-        self.free.push(id);
-        if self.garbage > GARBAGE_FLOOR && self.garbage * 2 > self.text.len() {
+        more.free.push(id);
+        if more.garbage > GARBAGE_FLOOR && more.garbage * 2 > self.text.len() {
             self.compact();
         }
     }
 
     /// Rewrites the arena without the text of removed values.
     fn compact(&mut self) {
-        let mut text = String::with_capacity(self.text.len() - self.garbage);
+        let mut text = String::with_capacity(self.text.len() - self.garbage());
         for entry in self.entries.iter_mut().flatten() {
             let len = (entry.len & !SPELLED) as usize;
             let start = entry.start as usize;
@@ -259,7 +280,9 @@ impl Values {
             text.push_str(&self.text[start..start + len]);
         }
         self.text = text;
-        self.garbage = 0;
+        if let Some(more) = self.more.as_mut() {
+            more.garbage = 0;
+        }
     }
 
     /// Calls `visit` with every value, lower-cased, and its entities.
@@ -320,8 +343,11 @@ impl Values {
     pub(super) fn shrink(&mut self) {
         self.text.shrink_to_fit();
         self.entries.shrink_to_fit();
-        let Values { table, entries, text, .. } = self;
-        table.shrink_to_fit(rehasher(text, entries));
+        let Values { more, entries, text, .. } = self;
+        if let Some(more) = more.as_mut() {
+            more.table.shrink_to_fit(rehasher(text, entries));
+            more.free.shrink_to_fit();
+        }
     }
 
     /// Estimated heap bytes.
@@ -340,7 +366,11 @@ impl Values {
             .sum();
         self.text.capacity()
             + self.entries.capacity() * std::mem::size_of::<Option<Entry>>()
-            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.more.as_ref().map_or(0, |more| {
+                std::mem::size_of::<More>()
+                    + more.table.capacity() * (std::mem::size_of::<u32>() + 1)
+                    + more.free.capacity() * 4
+            })
             + postings
             + spellings
     }
@@ -361,7 +391,7 @@ impl Values {
 
     /// The arena bytes of every value (for a snapshot, so reading it allocates once).
     pub(super) fn text_len(&self) -> usize {
-        self.text.len() - self.garbage
+        self.text.len() - self.garbage()
     }
 
     /// Makes room for values read from a snapshot.
@@ -369,8 +399,8 @@ impl Values {
         self.text.reserve_exact(text);
         self.entries.reserve_exact(values);
         if values > SMALL {
-            let Values { table, entries, text, .. } = self;
-            table.reserve(values, rehasher(text, entries));
+            let Values { more, entries, text, .. } = self;
+            more.get_or_insert_default().table.reserve(values, rehasher(text, entries));
         }
     }
 
@@ -467,17 +497,17 @@ mod tests {
             }
         };
         values.insert("v0", "V0", 0);
-        assert_eq!(values.table.capacity(), 0, "one value needs no table");
+        assert!(values.more.is_none(), "one value needs no table");
         for slot_id in 1..SMALL as u32 {
             values.insert(&format!("v{slot_id}"), &format!("v{slot_id}"), slot_id);
         }
         check(&values, &(0..SMALL as u32).collect::<Vec<_>>());
-        assert_eq!(values.table.capacity(), 0);
+        assert!(values.more.is_none(), "a few values need no table");
         // Past SMALL ids the table takes over, with every value in it.
         for slot_id in SMALL as u32..30 {
             values.insert(&format!("v{slot_id}"), &format!("v{slot_id}"), slot_id);
         }
-        assert_eq!(values.table.len(), 30);
+        assert_eq!(values.more.as_ref().map(|more| more.table.len()), Some(30));
         check(&values, &(0..30).collect::<Vec<_>>());
         // Removed values leave the table; their ids are reused by new values.
         for slot_id in (0..30).step_by(2) {
