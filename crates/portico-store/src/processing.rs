@@ -339,7 +339,7 @@ impl Store {
                 ));
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for (id, hash, body, relations) in chunk {
-                    query = query.bind(*id).bind(*hash).bind(*body).bind(relations);
+                    query = query.bind(*id).bind(*hash).bind(*body).bind(relations.as_str());
                 }
                 updated.extend(query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
             }
@@ -593,7 +593,7 @@ macro_rules! upsert_unprocessed {
                 ));
                 let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
                 for entity in &pending {
-                    query = query.bind(&entity.entity_ref);
+                    query = query.bind(entity.entity_ref.as_str());
                 }
                 let existing: HashMap<String, (String, Option<String>)> = query
                     .fetch_all(&mut **tx)
@@ -624,11 +624,11 @@ macro_rules! upsert_unprocessed {
                                          next_update_at = $4
                                      WHERE entity_ref = $5",
                                 )
-                                .bind(&entity.entity)
-                                .bind(&entity.hash)
-                                .bind(&entity.location_key)
+                                .bind(entity.entity.as_str())
+                                .bind(entity.hash.as_str())
+                                .bind(entity.location_key.as_deref())
                                 .bind($now)
-                                .bind(&entity.entity_ref)
+                                .bind(entity.entity_ref.as_str())
                                 .execute(&mut **tx)
                                 .await?;
                             }
@@ -677,15 +677,15 @@ macro_rules! upsert_unprocessed {
                                 _ => (None, None, None, None, $now),
                             };
                         query = query
-                            .bind(id)
-                            .bind(&entity.entity_ref)
-                            .bind(&entity.entity)
-                            .bind(&entity.hash)
-                            .bind(&entity.location_key)
+                            .bind(id.as_str())
+                            .bind(entity.entity_ref.as_str())
+                            .bind(entity.entity.as_str())
+                            .bind(entity.hash.as_str())
+                            .bind(entity.location_key.as_deref())
                             .bind(next_update_at)
-                            .bind(processed)
-                            .bind(result_hash)
-                            .bind(errors)
+                            .bind(processed.map(String::as_str))
+                            .bind(result_hash.map(String::as_str))
+                            .bind(errors.map(String::as_str))
                             .bind(relations);
                     }
                     let inserted: HashSet<String> =

@@ -16,23 +16,43 @@ use crate::processing::RelationRow;
 
 /// The distinct relations of one pass, in emission order.
 pub(crate) fn distinct(relations: &[RelationRow]) -> Vec<&RelationRow> {
+    // An entity emits a handful of relations: comparing with those kept beats hashing each
+    // one's three strings (this runs for every entity a write stores, on the writer's path).
+    if relations.len() <= 32 {
+        let mut kept: Vec<&RelationRow> = Vec::with_capacity(relations.len());
+        for relation in relations {
+            if !kept.contains(&relation) {
+                kept.push(relation);
+            }
+        }
+        return kept;
+    }
     let mut seen: HashSet<&RelationRow> = HashSet::with_capacity(relations.len());
     relations.iter().filter(|relation| seen.insert(*relation)).collect()
 }
 
 /// The JSON text stored in `refresh_state.relations` for `owner`'s emitted relations.
 pub(crate) fn encode(owner: &str, relations: &[&RelationRow]) -> String {
-    let list: Vec<Vec<&str>> = relations
-        .iter()
-        .map(|relation| {
-            if relation.source == owner {
-                vec![relation.kind.as_str(), relation.target.as_str()]
-            } else {
-                vec![relation.kind.as_str(), relation.target.as_str(), relation.source.as_str()]
-            }
-        })
-        .collect();
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
+    // Written piece by piece: a list of lists would allocate once per relation. Tuples
+    // serialize as JSON arrays, so the text is `[[kind, target], [kind, target, source], …]`.
+    let mut text = Vec::with_capacity(2 + relations.len() * 64);
+    text.push(b'[');
+    for (position, relation) in relations.iter().enumerate() {
+        if position > 0 {
+            text.push(b',');
+        }
+        let (kind, target) = (relation.kind.as_str(), relation.target.as_str());
+        let written = if relation.source == owner {
+            serde_json::to_writer(&mut text, &(kind, target))
+        } else {
+            serde_json::to_writer(&mut text, &(kind, target, relation.source.as_str()))
+        };
+        if written.is_err() {
+            return "[]".to_owned();
+        }
+    }
+    text.push(b']');
+    String::from_utf8(text).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Reads `owner`'s stored list back; `None` when it is unreadable (logged). The column is only
@@ -75,7 +95,7 @@ macro_rules! insert_peer_relations {
             ));
             let mut query = sqlx::query(&sql);
             for (emitter, relation) in chunk {
-                query = query.bind(&relation.source).bind(&relation.kind).bind(&relation.target).bind(*emitter);
+                query = query.bind(relation.source.as_str()).bind(relation.kind.as_str()).bind(relation.target.as_str()).bind(*emitter);
             }
             query.execute(&mut **$tx).await?;
         }
@@ -95,8 +115,11 @@ macro_rules! delete_peer_relations {
             ));
             let mut query = sqlx::query(&sql);
             for (emitter, relation) in chunk {
-                query =
-                    query.bind(&relation.source).bind(&relation.kind).bind(&relation.target).bind(*emitter);
+                query = query
+                    .bind(relation.source.as_str())
+                    .bind(relation.kind.as_str())
+                    .bind(relation.target.as_str())
+                    .bind(*emitter);
             }
             query.execute(&mut **$tx).await?;
         }
@@ -142,5 +165,21 @@ mod tests {
         assert_eq!(decode("component:default/a", None), Some(vec![]));
         assert_eq!(decode("component:default/a", Some("{oops")), None, "unreadable, not a panic");
         assert_eq!(decode("component:default/a", Some(r#"[["short"]]"#)), Some(vec![]));
+        assert_eq!(encode("component:default/a", &[]), "[]");
+        let quoted = row("component:default/a", "has\"quote", "x:default/\u{1}");
+        let text = encode("component:default/a", &[&quoted]);
+        assert_eq!(decode("component:default/a", Some(&text)), Some(vec![quoted]));
+    }
+
+    #[test]
+    fn distinct_keeps_the_first_of_each_relation_in_order_for_short_and_long_lists() {
+        for count in [3, 40] {
+            let relations: Vec<RelationRow> =
+                (0..count * 2).map(|i| row("a", "dependsOn", &format!("t{}", i % count))).collect();
+            let kept: Vec<&str> =
+                distinct(&relations).iter().map(|relation| relation.target.as_str()).collect();
+            let expected: Vec<String> = (0..count).map(|i| format!("t{i}")).collect();
+            assert_eq!(kept, expected);
+        }
     }
 }

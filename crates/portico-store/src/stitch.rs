@@ -351,7 +351,7 @@ impl Store {
                 ));
                 let mut query = sqlx::query_as::<_, (String,)>(&sql);
                 for write in chunk {
-                    query = query.bind(&write.entity_id);
+                    query = query.bind(write.entity_id.as_str());
                 }
                 live.extend(query.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
             }
@@ -370,10 +370,10 @@ impl Store {
                 let mut query = sqlx::query(&sql);
                 for write in chunk {
                     query = query
-                        .bind(&write.entity_ref)
-                        .bind(&write.entity_id)
-                        .bind(&write.final_entity)
-                        .bind(&write.hash)
+                        .bind(write.entity_ref.as_str())
+                        .bind(write.entity_id.as_str())
+                        .bind(write.final_entity.as_str())
+                        .bind(write.hash.as_str())
                         .bind(seq);
                 }
                 query.execute(&mut **tx).await?;
@@ -383,7 +383,7 @@ impl Store {
                 ));
                 let mut query = sqlx::query(&sql);
                 for write in chunk {
-                    query = query.bind(&write.entity_ref);
+                    query = query.bind(write.entity_ref.as_str());
                 }
                 query.execute(&mut **tx).await?;
             }
