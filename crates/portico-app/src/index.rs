@@ -1065,7 +1065,6 @@ impl Index {
         Position { value, uid: self.uid_of(slot_id).to_owned() }
     }
 
-    /// The set of entities present in an order (those having the sort key).
     /// The entities an order by `key` would hold, without sorting them: what a query that
     /// asks only for its total needs (`limit=0`, polled while a catalog is ingested, when
     /// every answer finds the sorted orders stale).
@@ -1087,6 +1086,7 @@ impl Index {
         }
     }
 
+    /// The set of entities present in an order (those having the sort key).
     pub fn order_members<'a>(&self, order: &'a SortedOrder) -> &'a RoaringBitmap {
         &order.members
     }
